@@ -366,6 +366,21 @@ class NameAddr:
     def tag(self) -> str | None:
         return _param_value(self.params, "tag")
 
+    @property
+    def expires(self) -> int | None:
+        """A Contact's `expires` parameter, None if absent or not a number."""
+        value = _param_value(self.params, "expires")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @property
+    def q(self) -> float | None:
+        """A Contact's `q` preference, None if absent or not a number."""
+        value = _param_value(self.params, "q")
+        try:
+            return None if value is None else float(value)
+        except ValueError:
+            return None
+
     def param(self, name: str) -> str | None:
         return _param_value(self.params, name)
 
