@@ -43,7 +43,7 @@ def load_config(path: Path | str | None = None, *, missing_ok: bool = False) -> 
     root = _compose(text, name)
     issues: list[Issue] = []
     secrets = _load_secrets(root, target, name, issues)
-    walk = Walk(name, target.parent.absolute(), issues, secrets)
+    walk = Walk(name, target.parent, issues, secrets)
     config = walk.section(Config, root, "", ())
     issues.extend(unmatched_items(secrets))
     if issues or not isinstance(config, Config):
@@ -98,8 +98,7 @@ def _compose(text: str, name: str) -> Node | None:
 
 def _load_secrets(root: Node | None, target: Path, name: str, issues: list[Issue]) -> Secrets:
     """Read the secrets file named by the top-level `secrets` key, if any, into Secrets."""
-    base = target.parent.absolute()
-    probe = Walk(name, base, [], Secrets(""))
+    probe = Walk(name, target.parent, [], Secrets(""))
     entries = probe.entries(root, "") or {}
     spec = next(spec for spec in specs(Config) if spec.name == "secrets")
     node = entries.get("secrets", (None, None))[1]
