@@ -362,18 +362,19 @@ class MediaDescription:
         return next((m for m in _STATIC_RTP_MAPS if m.payload_type == payload_type), None)
 
     @property
-    def is_g711_audio(self) -> bool:
+    def is_active_rtp_audio(self) -> bool:
         """Whether this phone could carry the stream at all (RTP/AVP audio, not disabled)."""
         return self.media == "audio" and self.proto.upper() == _AUDIO_PROTO and self.port != 0
 
-    def lines(self) -> list[str]:
-        count = "" if self.port_count is None else f"/{self.port_count}"
-        m_line = " ".join((self.media, f"{self.port}{count}", self.proto, *self.formats))
-        return [
-            f"m={m_line}",
-            *_lines_around_connection(self.other_lines, self.connection, _MEDIA_RANKS),
-            *(f"a={attribute}" for attribute in self.attributes),
-        ]
+
+def _media_lines(media: MediaDescription) -> list[str]:
+    count = "" if media.port_count is None else f"/{media.port_count}"
+    m_line = " ".join((media.media, f"{media.port}{count}", media.proto, *media.formats))
+    return [
+        f"m={m_line}",
+        *_lines_around_connection(media.other_lines, media.connection, _MEDIA_RANKS),
+        *(f"a={attribute}" for attribute in media.attributes),
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -407,7 +408,7 @@ class SessionDescription:
             *(f"a={attribute}" for attribute in self.attributes),
         ]
         for media in self.media:
-            lines.extend(media.lines())
+            lines.extend(_media_lines(media))
         return "".join(f"{line}\r\n" for line in lines).encode("utf-8", "surrogateescape")
 
     def __bytes__(self) -> bytes:
@@ -415,129 +416,100 @@ class SessionDescription:
 
 
 @dataclass
-class _MediaSection:
-    """An m= section still being read."""
+class _Section:
+    """The c=, a= and other lines of the session or of one m= section, while being read."""
 
-    line: int
-    media: str
-    port: int
-    port_count: int | None
-    proto: str
-    formats: tuple[str, ...]
     connection: Connection | None = None
     attributes: list[Attribute] = field(default_factory=list)
     other_lines: list[OtherLine] = field(default_factory=list)
 
-    @classmethod
-    def parse(cls, value: str, line: int) -> _MediaSection:
-        words = value.split()
-        if len(words) < 3:
-            raise SdpError(f"expected '<media> <port> <proto> <format>...', got {value!r}")
-        port, slash, count = words[1].partition("/")
-        return cls(
-            line=line,
-            media=words[0],
-            port=_number("port", port, maximum=65535),
-            port_count=_number("port count", count) if slash else None,
-            proto=words[2],
-            formats=tuple(words[3:]),
-        )
+    def add(self, letter: str, value: str) -> None:
+        if letter == "a":
+            self.attributes.append(Attribute.parse(value))
+            _direction_in(self.attributes)
+        elif letter == "c":
+            if self.connection is not None:
+                raise SdpError("only one c= line is allowed here")
+            self.connection = Connection.parse(value)
+        else:
+            self.other_lines.append(OtherLine(letter, value))
 
-    def finish(self) -> MediaDescription:
-        try:
-            return MediaDescription(
-                media=self.media,
-                port=self.port,
-                port_count=self.port_count,
-                proto=self.proto,
-                formats=self.formats,
-                connection=self.connection,
-                attributes=tuple(self.attributes),
-                other_lines=tuple(self.other_lines),
-            )
-        except SdpError as error:
-            raise SdpError(f"m=: {error.reason}", line=self.line) from None
+
+def _media_line(value: str) -> MediaDescription:
+    words = value.split()
+    if len(words) < 3:
+        raise SdpError(f"expected '<media> <port> <proto> <format>...', got {value!r}")
+    port, slash, count = words[1].partition("/")
+    return MediaDescription(
+        media=words[0],
+        port=_number("port", port, maximum=65535),
+        port_count=_number("port count", count) if slash else None,
+        proto=words[2],
+        formats=tuple(words[3:]),
+    )
 
 
 _HEADER: Final = "vos"
 
 
 class _Reader:
-    """Reads lines in order; knows which section it is in and what the header still needs."""
+    """Reads lines in order: the v=, o=, s= header, the session's lines, then m= sections."""
 
     def __init__(self) -> None:
         self.header_seen = 0
         self.origin: Origin | None = None
         self.name = ""
-        self.connection: Connection | None = None
-        self.attributes: list[Attribute] = []
-        self.other_lines: list[OtherLine] = []
-        self.media: list[MediaDescription] = []
-        self.section: _MediaSection | None = None
+        self.session = _Section()
+        self.media: list[tuple[MediaDescription, _Section]] = []
 
     def add(self, letter: str, value: str, line: int) -> None:
         if self.header_seen < len(_HEADER) or letter in _HEADER:
-            self._add_header(letter, value, line)
-            return
+            expected = _HEADER[self.header_seen] if self.header_seen < len(_HEADER) else None
+            if letter != expected:
+                where = (
+                    f"expected {expected}= here" if expected else "allowed only once, at the top"
+                )
+                raise SdpError(f"{letter}=: {where}", line=line)
+            self.header_seen += 1
         try:
-            self._add_body(letter, value, line)
+            self._add(letter, value)
         except SdpError as error:
             raise SdpError(f"{letter}=: {error.reason}", line=line) from None
 
-    def _add_header(self, letter: str, value: str, line: int) -> None:
-        expected = _HEADER[self.header_seen] if self.header_seen < len(_HEADER) else None
-        if letter != expected:
-            where = f"expected {expected}= here" if expected else "allowed only once, at the top"
-            raise SdpError(f"{letter}=: {where}", line=line)
-        self.header_seen += 1
-        try:
-            if letter == "v" and value != "0":
+    def _add(self, letter: str, value: str) -> None:
+        if letter == "v":
+            if value != "0":
                 raise SdpError(f"unsupported SDP version {value!r}")
-            if letter == "o":
-                self.origin = Origin.parse(value)
-            if letter == "s":
-                _check_text("session name", value)
-                self.name = value
-        except SdpError as error:
-            raise SdpError(f"{letter}=: {error.reason}", line=line) from None
-
-    def _add_body(self, letter: str, value: str, line: int) -> None:
-        section = self.section
-        if letter == "m":
-            self._close_section()
-            self.section = _MediaSection.parse(value, line)
-        elif letter == "a":
-            attributes = section.attributes if section else self.attributes
-            attributes.append(Attribute.parse(value))
-            _direction_in(attributes)
-        elif letter == "c":
-            if (section.connection if section else self.connection) is not None:
-                raise SdpError("only one c= line is allowed here")
-            if section:
-                section.connection = Connection.parse(value)
-            else:
-                self.connection = Connection.parse(value)
+        elif letter == "o":
+            self.origin = Origin.parse(value)
+        elif letter == "s":
+            _check_text("session name", value)
+            self.name = value
+        elif letter == "m":
+            self.media.append((_media_line(value), _Section()))
         else:
-            (section.other_lines if section else self.other_lines).append(OtherLine(letter, value))
-
-    def _close_section(self) -> None:
-        if self.section is not None:
-            self.media.append(self.section.finish())
-            self.section = None
+            (self.media[-1][1] if self.media else self.session).add(letter, value)
 
     def finish(self, last_line: int) -> SessionDescription:
         if self.header_seen < len(_HEADER):
             missing = _HEADER[self.header_seen]
             raise SdpError(f"the description ends before its {missing}= line", line=last_line)
         assert self.origin is not None  # the header, now complete, held the o= line
-        self._close_section()
         return SessionDescription(
             origin=self.origin,
             name=self.name,
-            connection=self.connection,
-            attributes=tuple(self.attributes),
-            media=tuple(self.media),
-            other_lines=tuple(self.other_lines),
+            connection=self.session.connection,
+            attributes=tuple(self.session.attributes),
+            other_lines=tuple(self.session.other_lines),
+            media=tuple(
+                replace(
+                    media,
+                    connection=lines.connection,
+                    attributes=tuple(lines.attributes),
+                    other_lines=tuple(lines.other_lines),
+                )
+                for media, lines in self.media
+            ),
         )
 
 
@@ -676,7 +648,9 @@ def build_offer(
         m for name in _checked_codecs(codecs) for m in _STATIC_RTP_MAPS if m.encoding == name
     ]
     if telephone_event_pt is not None:
-        events = RtpMap(payload_type=telephone_event_pt, encoding=TELEPHONE_EVENT, clock_rate=8000)
+        events = RtpMap(
+            payload_type=telephone_event_pt, encoding=TELEPHONE_EVENT, clock_rate=_CLOCK_RATE
+        )
         rtp_maps.append(events)
     media = _audio_media(rtp_port, rtp_maps, ptime, direction)
     connection = Connection.for_address(address)
@@ -728,7 +702,7 @@ def _answer_stream(
     wish: Direction,
 ) -> MediaDescription:
     """Our m= section accepting one offered stream; NoCommonCodec says why it cannot."""
-    if not offered.is_g711_audio:
+    if not offered.is_active_rtp_audio:
         raise NoCommonCodec("disabled" if offered.port == 0 else f"not {_AUDIO_PROTO} audio")
     their_connection = offer.connection_for(offered)
     if their_connection is None:
@@ -855,7 +829,7 @@ def _negotiate(
     if len(answer.media) != len(offer.media):
         raise SdpError(f"the answer has {len(answer.media)} m= lines, the offer {len(offer.media)}")
     for index, (ours, theirs) in enumerate(zip(local.media, remote.media, strict=True)):
-        if not (ours.is_g711_audio and theirs.is_g711_audio):
+        if not (ours.is_active_rtp_audio and theirs.is_active_rtp_audio):
             continue
         codec = _shared_codec(offered=offer.media[index], answered=answer.media[index])
         if codec is None:

@@ -193,6 +193,10 @@ HEADER = "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nt=0 0\n"
         (HEADER + "m=audio 70000 RTP/AVP 0\n", "line 5: m=: port is out of range: 70000"),
         (HEADER + "m=audio 0/0 RTP/AVP 0\n", "line 5: m=: port count must be positive: 0"),
         (HEADER + "m=audio 1 RTP/AVP 0 x\n", "line 5: m=: payload type is not a number: 'x'"),
+        (
+            HEADER + "m=audio 1 RTP/AVP x\nm=audio 2 RTP/AVP 0\n",
+            "line 5: m=: payload type is not a number: 'x'",
+        ),
         (HEADER + "m=audio 1 RTP/AVP 128\n", "line 5: m=: payload type is out of range: 128"),
         (
             HEADER + "m=audio 1\n",
