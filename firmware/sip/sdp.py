@@ -26,10 +26,11 @@ _MAX_DIGITS: Final = 30  # keeps int() far from CPython's digit limit on hostile
 class SdpError(ValueError):
     """The description is not valid SDP, or not a valid offer or answer.
 
-    `status_code` is the SIP response to send when the description came in a request.
+    `status` is the SIP response to send when the description came in a request (the
+    same name as `firmware.sip.errors.ParseError.status`).
     """
 
-    status_code: ClassVar[int] = 400
+    status: ClassVar[int] = 400
 
     def __init__(self, reason: str, *, line: int | None = None) -> None:
         super().__init__(reason if line is None else f"line {line}: {reason}")
@@ -40,7 +41,7 @@ class SdpError(ValueError):
 class NoCommonCodec(SdpError):
     """No offered stream can be accepted (or an answer accepted none of ours): 488."""
 
-    status_code: ClassVar[int] = 488
+    status: ClassVar[int] = 488
 
 
 class Direction(StrEnum):

@@ -239,7 +239,7 @@ def test_malformed_input_names_the_line(body: str, message: str) -> None:
         parse_sdp(body.encode())
     assert str(raised.value) == message
     assert type(raised.value) is SdpError
-    assert raised.value.status_code == 400
+    assert raised.value.status == 400
 
 
 def test_sdp_error_carries_line_and_reason() -> None:
@@ -470,7 +470,7 @@ def test_no_common_codec(offer: str, why: str) -> None:
             offer_from(f"v=0\no=- 5 5 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\n{offer}")
         )
     assert why in str(raised.value)
-    assert raised.value.status_code == 488
+    assert raised.value.status == 488
 
 
 def test_an_offer_of_the_other_address_family_is_not_acceptable() -> None:
