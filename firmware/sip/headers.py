@@ -231,13 +231,22 @@ def quote_string(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _bounded_int(text: str, limit: int, what: str) -> int:
+def parse_bounded_int(text: str, limit: int, what: str) -> int:
+    """A decimal number of at most `limit` (Max-Forwards, Expires, CSeq…); `what` names it
+    in the error."""
     if not _DIGITS_RE.fullmatch(text):
         raise ParseError(f"{what} is not a number: {text!r}")
     stripped = text.lstrip("0")
     if len(stripped) > len(str(limit)) or int(stripped or "0") > limit:
         raise ParseError(f"{what} out of range: {text[:40]!r}")
     return int(stripped or "0")
+
+
+def parse_call_id(value: str) -> str:
+    """`word [@ word]` (§25.1), returned as is."""
+    if not _CALL_ID_RE.fullmatch(value):
+        raise ParseError(f"malformed Call-ID: {value!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -324,7 +333,7 @@ def parse_cseq(value: str) -> CSeq:
     match = _CSEQ_RE.fullmatch(value)
     if match is None:
         raise ParseError(f"malformed CSeq: {value!r}")
-    return CSeq(_bounded_int(match[1], MAX_DELTA_SECONDS, "CSeq number"), match[2])
+    return CSeq(parse_bounded_int(match[1], MAX_DELTA_SECONDS, "CSeq number"), match[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,7 +441,7 @@ def parse_contact_list(value: str) -> list[NameAddr]:
         contact = parse_name_addr(item)
         expires = contact.param("expires")
         if expires is not None:
-            _bounded_int(expires, MAX_DELTA_SECONDS, "Contact expires")
+            parse_bounded_int(expires, MAX_DELTA_SECONDS, "Contact expires")
         q = contact.param("q")
         if q is not None and not _QVALUE_RE.fullmatch(q):
             raise ParseError(f"Contact q is not a qvalue: {q!r}")
@@ -624,9 +633,7 @@ class Headers:
     def call_id(self) -> str | None:
         def build() -> str | None:
             value = self._single("Call-ID")
-            if value is not None and not _CALL_ID_RE.fullmatch(value):
-                raise ParseError(f"malformed Call-ID: {value!r}")
-            return value
+            return None if value is None else parse_call_id(value)
 
         return self._typed("call-id", build)
 
@@ -640,7 +647,7 @@ class Headers:
     def _bounded(self, name: str, limit: int) -> int | None:
         def build() -> int | None:
             value = self._single(name)
-            return None if value is None else _bounded_int(value, limit, name)
+            return None if value is None else parse_bounded_int(value, limit, name)
 
         return self._typed(name.lower(), build)
 

@@ -1,18 +1,28 @@
 """Bytes to `Request`/`Response`: the one entry point for everything a peer sends.
 
 The header block is split once and kept as (canonical name, unfolded value) strings; only what a
-UA must check to reject a malformed message is parsed here (start line, Via, From, To, Call-ID,
-CSeq, Max-Forwards, Expires, Contact, Content-Length), and those typed values stay cached in the
-`Headers` for the layers above. Everything else is parsed when it is asked for.
+UA must check to reject a malformed message is checked here (start line, Via, From, To, Call-ID,
+CSeq, Max-Forwards, Expires, Contact, Content-Length), without building typed values; the
+`Headers` accessors build (and cache) them when the layers above ask.
 """
 
 import re
 from dataclasses import dataclass
 
 from firmware.sip.errors import ParseError
-from firmware.sip.headers import CANONICAL_BY_LOWER, CSeq, Headers
+from firmware.sip.headers import (
+    CANONICAL_BY_LOWER,
+    MAX_DELTA_SECONDS,
+    Headers,
+    parse_bounded_int,
+    parse_call_id,
+    parse_contact_list,
+    parse_cseq,
+    parse_via,
+    split_list,
+)
 from firmware.sip.message import Request, Response
-from firmware.sip.uri import Uri, parse_uri
+from firmware.sip.uri import Uri, parse_name_addr, parse_uri
 
 MAX_MESSAGE_SIZE = 65535
 """The largest message `parse_message` accepts by default: the UDP limit (RFC 3261 §18.1.1)."""
@@ -20,9 +30,14 @@ MAX_MESSAGE_SIZE = 65535
 _FOLD = re.compile(r"\r\n[ \t]+")
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _SIP_VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
-_KEYS = {lowered: (name.lower(), name) for lowered, name in CANONICAL_BY_LOWER.items()}
+_KEYS = {
+    spelling: (name.lower(), name)
+    for lowered, name in CANONICAL_BY_LOWER.items()
+    for spelling in (lowered, name, lowered.upper())
+}
+"""Header name as written (canonical, lower or upper case, compact) -> (key, canonical name)."""
 _SINGLETONS = frozenset(
-    ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type")
+    ("call-id", "cseq", "from", "to", "max-forwards", "expires", "content-length", "content-type")
 )
 
 
@@ -64,20 +79,21 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request |
                 error_status,
             )
         body = rest[:content_length]
-    headers = Headers.from_parsed(entries)
     if isinstance(start, tuple):
         method, uri = start
-        cseq = _check_core(headers, 400)
-        if cseq.method != method:
-            raise ParseError(f"CSeq method {cseq.method} does not match request method {method}")
-        return Request(method, uri, headers, body)
-    _check_core(headers, None)
-    return Response(start.status, start.reason, headers, body)
+        cseq_method = _check_core(entries, 400)
+        if cseq_method != method:
+            raise ParseError(f"CSeq method {cseq_method} does not match request method {method}")
+        return Request(method, uri, Headers.from_parsed(entries), body)
+    _check_core(entries, None)
+    return Response(start.status, start.reason, Headers.from_parsed(entries), body)
 
 
 def _header_entries(
     lines: list[str], error_status: int | None
 ) -> tuple[list[tuple[str, str, str]], int | None]:
+    """The header lines (after the start line) as entries, without Content-Length, whose
+    value is returned apart."""
     entries: list[tuple[str, str, str]] = []
     seen: set[str] = set()
     content_length: int | None = None
@@ -85,22 +101,24 @@ def _header_entries(
         name, colon, value = line.partition(":")
         if not colon:
             raise ParseError(f"header line without ':': {line[:60]!r}", error_status)
-        name = name.rstrip(" \t")
-        known = _KEYS.get(name.lower())
+        known = _KEYS.get(name)
         if known is None:
-            if not _TOKEN.fullmatch(name):
-                raise ParseError(f"invalid header name {name[:60]!r}", error_status)
-            key = name.lower()
-        else:
-            key, name = known
-            if key in _SINGLETONS:
-                if key in seen:
-                    raise ParseError(f"more than one {name} header", error_status)
-                seen.add(key)
-                if key == "content-length":
-                    content_length = _content_length(value.strip(" \t"), error_status)
-                    continue
-        entries.append((key, name, value.strip(" \t")))
+            name = name.rstrip(" \t")
+            known = _KEYS.get(name) or _KEYS.get(name.lower())
+            if known is None:
+                if not _TOKEN.fullmatch(name):
+                    raise ParseError(f"invalid header name {name[:60]!r}", error_status)
+                entries.append((name.lower(), name, value.strip(" \t")))
+                continue
+        key = known[0]
+        if key in _SINGLETONS:
+            if key in seen:
+                raise ParseError(f"more than one {known[1]} header", error_status)
+            seen.add(key)
+            if key == "content-length":
+                content_length = _content_length(value.strip(" \t"), error_status)
+                continue
+        entries.append((key, known[1], value.strip(" \t")))
     return entries, content_length
 
 
@@ -148,25 +166,112 @@ def _response_line(line: str) -> _StatusLine:
     return _StatusLine(int(code), reason)
 
 
-def _check_core(headers: Headers, error_status: int | None) -> CSeq:
-    """Parse (and so cache) every header whose malformation the UA must answer with 400."""
+def _check_core(entries: list[tuple[str, str, str]], error_status: int | None) -> str:
+    """Reject what a UA must answer with 400; return the CSeq method.
+
+    Each value is first matched against a fast pattern that accepts only a subset of what the
+    full parser accepts (common shapes: no escapes, no IPv6, short numbers); anything else goes
+    through the full parser, so the verdict is always the full parser's, and the accessors of a
+    returned message cannot fail.
+    """
     try:
-        if not headers.vias():
-            raise ParseError("missing Via header")
-        if headers.from_() is None:
-            raise ParseError("missing From header")
-        if headers.to() is None:
-            raise ParseError("missing To header")
-        if headers.call_id() is None:
-            raise ParseError("missing Call-ID header")
-        cseq = headers.cseq()
-        if cseq is None:
-            raise ParseError("missing CSeq header")
-        headers.max_forwards()
-        headers.expires()
-        headers.contacts()
+        return _check_entries(entries)
     except ParseError as error:
         if error_status is None:
             raise error.for_response() from None
         raise
-    return cseq
+
+
+def _check_entries(entries: list[tuple[str, str, str]]) -> str:
+    present = 0
+    cseq_method = ""
+    contact_lines = 0
+    wildcard = False
+    for key, _, value in entries:
+        kind = _CHECKED.get(key)
+        if kind is None:
+            continue
+        if kind == _VIA:
+            if "," in value:
+                vias = split_list(value)
+                for item in vias:
+                    parse_via(item)
+                if vias:
+                    present |= _VIA
+            elif value:
+                present |= _VIA
+                if not _VIA_FAST.fullmatch(value) or not _rport_is_plain(value):
+                    parse_via(value)
+        elif kind == _CONTACT:
+            contact_lines += 1
+            if value == "*":
+                wildcard = True
+            elif not _NAME_ADDR_FAST.fullmatch(value) or _CONTACT_CHECKED.search(value):
+                parse_contact_list(value)
+        elif kind & (_FROM | _TO):
+            present |= kind
+            if not _NAME_ADDR_FAST.fullmatch(value):
+                parse_name_addr(value)
+        elif kind == _CSEQ:
+            present |= _CSEQ
+            match = _CSEQ_FAST.fullmatch(value)
+            cseq_method = match[2] if match else parse_cseq(value).method
+        elif kind == _CALL_ID:
+            present |= _CALL_ID
+            parse_call_id(value)
+        elif kind == _MAX_FORWARDS:
+            if not (len(value) <= 2 and value.isascii() and value.isdigit()):
+                parse_bounded_int(value, 255, "Max-Forwards")
+        elif not (len(value) <= 9 and value.isascii() and value.isdigit()):
+            parse_bounded_int(value, MAX_DELTA_SECONDS, "Expires")
+    if present != _REQUIRED:
+        for flag, name in _REQUIRED_NAMES:
+            if not present & flag:
+                raise ParseError(f"missing {name} header")
+    if wildcard and contact_lines > 1:
+        raise ParseError("Contact: * must be the only Contact")
+    return cseq_method
+
+
+def _rport_is_plain(via: str) -> bool:
+    """True when the first `rport=` of a Via is a port number (or there is none)."""
+    match = _RPORT.search(via)
+    return match is None or (len(match[1]) <= 4 and match[1].isdigit())
+
+
+_VIA, _FROM, _TO, _CALL_ID, _CSEQ, _CONTACT, _MAX_FORWARDS, _EXPIRES = (1 << n for n in range(8))
+_CHECKED = {
+    "via": _VIA,
+    "from": _FROM,
+    "to": _TO,
+    "call-id": _CALL_ID,
+    "cseq": _CSEQ,
+    "contact": _CONTACT,
+    "max-forwards": _MAX_FORWARDS,
+    "expires": _EXPIRES,
+}
+_REQUIRED_NAMES = (
+    (_VIA, "Via"),
+    (_FROM, "From"),
+    (_TO, "To"),
+    (_CALL_ID, "Call-ID"),
+    (_CSEQ, "CSeq"),
+)
+_REQUIRED = _VIA | _FROM | _TO | _CALL_ID | _CSEQ
+
+_T = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_HOST_PORT = r"[A-Za-z0-9\-_.]+(?::[1-5]?[0-9]{1,4})?"
+_URI_PARAM = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+"
+_SIP_URI = (
+    rf"sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]+(?::[A-Za-z0-9\-_.!~*'()&=+$,]*)?@)?"
+    rf"{_HOST_PORT}(?:;{_URI_PARAM}(?:={_URI_PARAM})?)*"
+)
+_ADDR_SPEC = rf"sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$/]+(?::[A-Za-z0-9\-_.!~*'()&=+$]*)?@)?{_HOST_PORT}"
+_PARAMS = rf"(?:;{_T}(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*"
+_NAME_ADDR_FAST = re.compile(
+    rf'(?:(?:"[^"\\\r\n]*"|{_T}(?:[ \t]+{_T})*)[ \t]*)?<{_SIP_URI}>{_PARAMS}|{_ADDR_SPEC}{_PARAMS}'
+)
+_CONTACT_CHECKED = re.compile(r";(?:expires|q)=", re.IGNORECASE)
+_VIA_FAST = re.compile(rf"SIP/2\.0/[A-Za-z]+ {_HOST_PORT}{_PARAMS}")
+_RPORT = re.compile(r";rport=([^;]*)", re.IGNORECASE)
+_CSEQ_FAST = re.compile(rf"([0-9]{{1,9}}) ({_T})")
