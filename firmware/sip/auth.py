@@ -22,6 +22,12 @@ class AuthError(ValueError):
     """A challenge or credentials header we cannot use; the message says what is wrong."""
 
 
+def _excerpt(text: str) -> str:
+    """Peer text quoted in an error message, cut short: a hostile header must not make the
+    message (and the log line it ends up in) as long as itself."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
 class Algorithm(StrEnum):
     """The digest algorithms of the IANA registry that RFC 8760 admits into SIP."""
 
@@ -38,7 +44,7 @@ class Algorithm(StrEnum):
         for algorithm in cls:
             if algorithm.value.lower() == token.lower():
                 return algorithm
-        raise AuthError(f"unsupported digest algorithm {token!r}")
+        raise AuthError(f"unsupported digest algorithm {_excerpt(token)}")
 
     @property
     def is_session(self) -> bool:
@@ -112,7 +118,7 @@ class DigestCredentials:
         if self.qop is not None and (self.nc is None or self.cnonce is None):
             raise AuthError(f"credentials with qop={self.qop} need both nc and cnonce")
         if self.nc is not None and not _NONCE_COUNT.fullmatch(self.nc):
-            raise AuthError(f"nc must be 8 hex digits, got {self.nc!r}")
+            raise AuthError(f"nc must be 8 hex digits, got {_excerpt(self.nc)}")
         if self.algorithm.is_session and self.qop is None:
             raise AuthError(f"algorithm {self.algorithm} needs a qop: its HA1 uses the cnonce")
         if not re.fullmatch(rf"[0-9a-f]{{{self.algorithm.hex_length}}}", self.response):
@@ -232,20 +238,22 @@ def _read_params(scanner: _Scanner, params: dict[str, str]) -> None:
         key = name.group().lower()
         scanner.skip(_WHITESPACE)
         if not scanner.skip(_EQUALS):
-            raise scanner.error(f"'=' after parameter {key!r}")
+            raise scanner.error(f"'=' after parameter {_excerpt(key)}")
         scanner.skip(_WHITESPACE)
         if scanner.peek() == '"':
             quoted = scanner.take(_QUOTED)
             if quoted is None:
-                raise AuthError(f"unterminated quoted value of {key!r} at offset {scanner.pos}")
+                raise AuthError(
+                    f"unterminated quoted value of {_excerpt(key)} at offset {scanner.pos}"
+                )
             text = _QUOTED_PAIR.sub(r"\1", quoted.group(1))
         else:
             token = scanner.take(_TOKEN)
             if token is None:
-                raise scanner.error(f"a token or quoted string for {key!r}")
+                raise scanner.error(f"a token or quoted string for {_excerpt(key)}")
             text = token.group()
         if key in params:
-            raise AuthError(f"parameter {key!r} appears twice")
+            raise AuthError(f"parameter {_excerpt(key)} appears twice")
         params[key] = text
         scanner.skip(_WHITESPACE)
         if scanner.at_end():
@@ -268,9 +276,9 @@ def _single_digest_item(value: str, what: str) -> Mapping[str, str]:
 
 def _digest_params(item: _AuthItem) -> Mapping[str, str]:
     if item.scheme.lower() != "digest":
-        raise AuthError(f"scheme {item.scheme!r} is not Digest")
+        raise AuthError(f"scheme {_excerpt(item.scheme)} is not Digest")
     if item.token68 is not None:
-        raise AuthError(f"Digest needs name=value parameters, got {item.token68!r}")
+        raise AuthError(f"Digest needs name=value parameters, got {_excerpt(item.token68)}")
     return item.params
 
 
@@ -291,7 +299,7 @@ def _qop_options(text: str) -> tuple[Qop, ...]:
     offered = [option.strip().lower() for option in text.split(",")]
     known = tuple(qop for qop in Qop if qop.value in offered)
     if not known:
-        raise AuthError(f"qop {text!r} offers neither auth nor auth-int")
+        raise AuthError(f"qop {_excerpt(text)} offers neither auth nor auth-int")
     return known
 
 
@@ -346,10 +354,8 @@ def parse_credentials(header_value: str) -> DigestCredentials:
     params = _single_digest_item(header_value, "credentials")
     algorithm = params.get("algorithm")
     qop = params.get("qop")
-    try:
-        parsed_qop = None if qop is None else Qop(qop.lower())
-    except ValueError:
-        raise AuthError(f"unsupported qop {qop!r}") from None
+    if qop is not None and qop.lower() not in tuple(Qop):
+        raise AuthError(f"unsupported qop {_excerpt(qop)}")
     return DigestCredentials(
         username=_required(params, "username"),
         realm=_required(params, "realm"),
@@ -357,7 +363,7 @@ def parse_credentials(header_value: str) -> DigestCredentials:
         uri=_required(params, "uri"),
         response=_required(params, "response").lower(),
         algorithm=Algorithm.MD5 if algorithm is None else Algorithm.from_token(algorithm),
-        qop=parsed_qop,
+        qop=None if qop is None else Qop(qop.lower()),
         nc=params.get("nc"),
         cnonce=params.get("cnonce"),
         opaque=params.get("opaque"),

@@ -681,6 +681,33 @@ def test_verify_checks_the_account_name() -> None:
     )
 
 
+@pytest.mark.parametrize("userhash", [False, True])
+def test_credentials_are_bound_to_the_name_they_carry(userhash: bool) -> None:
+    """A client holding 1001's secret must not pass as 1001 while naming someone else: the
+    server may go on to use the name in the credentials."""
+    challenge = replace(SERVER_CHALLENGE, userhash=userhash)
+    genuine = _answer(challenge, username="1001")
+    other_name = username_hash("1002", "door", Algorithm.SHA_256) if userhash else "1002"
+    renamed = replace(genuine, username=other_name)
+    ha1 = Algorithm.SHA_256.hexdigest(b"1001:door:s3cret")
+    assert verify(genuine, challenge, method="REGISTER", ha1=ha1, username="1001")
+    assert not verify(renamed, challenge, method="REGISTER", ha1=ha1, username="1001")
+
+
+@pytest.mark.parametrize(
+    "relabel",
+    [{"algorithm": Algorithm.SHA_512_256}, {"realm": "other"}, {"nonce": "n2"}],
+    ids=["algorithm", "realm", "nonce"],
+)
+def test_verify_refuses_credentials_that_misstate_what_they_answer(relabel: Any) -> None:
+    """The response is computed from the server's own challenge, so a relabelled answer would
+    still match it; the labels must be checked themselves."""
+    genuine = _answer(SERVER_CHALLENGE)
+    assert verify(genuine, SERVER_CHALLENGE, method="REGISTER", password="s3cret")
+    relabelled = replace(genuine, **relabel)
+    assert not verify(relabelled, SERVER_CHALLENGE, method="REGISTER", password="s3cret")
+
+
 def test_userhash_hides_the_name_and_still_verifies() -> None:
     challenge = DigestChallenge(
         realm="door", nonce="n", algorithm=Algorithm.SHA_512_256, qop=(Qop.AUTH,), userhash=True
@@ -831,3 +858,18 @@ def test_a_lone_surrogate_is_an_auth_error() -> None:
         verify(forged, SERVER_CHALLENGE, method="REGISTER", password="s3cret")
     with pytest.raises(AuthError, match="lone surrogate"):
         _answer(SERVER_CHALLENGE, username="\ud800")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Negotiate " + "a" * 10_000 + " x",
+        'Digest realm="r", nonce="n", algorithm=' + "b" * 10_000,
+        'Digest realm="r", nonce="n", qop="' + "c" * 10_000 + '"',
+    ],
+    ids=["parameter-name", "algorithm", "qop"],
+)
+def test_error_messages_quote_hostile_text_only_in_part(value: str) -> None:
+    with pytest.raises(AuthError) as raised:
+        choose_challenge([value])
+    assert len(str(raised.value)) < 200
