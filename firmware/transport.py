@@ -1,7 +1,7 @@
 """The stack thread: sockets, a selector, a command queue with a wake-up, and the core's timers.
 
 This is the only place where SIP meets the operating system. The pure core hands it
-`Transmit`s and a next deadline; it hands the core datagrams, stream messages and the time.
+`Outgoing`s and a next deadline; it hands the core datagrams, stream messages and the time.
 It never polls: it sleeps in `select()` until a socket is readable, a command is queued
 (the wake-up socket) or the core's next deadline comes. Name resolution runs on a helper
 thread, so a slow DNS server delays only the messages bound for that name.
@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar
 
 from firmware.sip.errors import ParseError
 from firmware.sip.framing import KEEPALIVE_PING, KEEPALIVE_PONG, StreamFramer
+from firmware.sip.wire import Outgoing
 
 log = logging.getLogger("deskphone.transport")
 
@@ -33,16 +34,6 @@ MAX_DATAGRAM = 65535
 RESOLVE_TTL = 300.0
 """Seconds a resolved name is kept; the PBX may move, and re-registration follows it."""
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Transmit:
-    """Bytes the core wants on the wire. `host` may be a name; it is resolved off-thread."""
-
-    transport: str
-    host: str
-    port: int
-    data: bytes
 
 
 class Core(Protocol):
@@ -56,7 +47,7 @@ class Core(Protocol):
 
     def handle_timer(self, now: float) -> None: ...
 
-    def take_transmissions(self) -> list[Transmit]: ...
+    def take_transmissions(self) -> list[Outgoing]: ...
 
 
 @dataclass(slots=True)
@@ -77,7 +68,13 @@ def parse_listen(text: str) -> tuple[str, int]:
 class StackThread:
     """Owns the sockets and the core; everything else talks to it through `call`/`post`."""
 
-    def __init__(self, core_factory: Callable[[Address], Core], listen: str) -> None:
+    def __init__(
+        self,
+        core_factory: Callable[[Address], Core],
+        listen: str,
+        *,
+        after_step: Callable[[], None] = lambda: None,
+    ) -> None:
         host, port = parse_listen(listen)
         self._selector = selectors.DefaultSelector()
         self._wake_reader, self._wake_writer = socket.socketpair()
@@ -86,11 +83,13 @@ class StackThread:
         self._udp, self._tcp = _bind_pair(host, port)
         self.local_address: Address = self._udp.getsockname()[:2]
         self.core = core_factory(self.local_address)
+        self._after_step = after_step
+        self.trace = False
         self._commands: queue.SimpleQueue[Callable[[float], None]] = queue.SimpleQueue()
         self._streams: dict[Address, _Stream] = {}
         self._by_socket: dict[socket.socket, _Stream] = {}
         self._resolved: dict[str, tuple[str, float]] = {}
-        self._awaiting_resolution: dict[str, list[Transmit]] = {}
+        self._awaiting_resolution: dict[str, list[Outgoing]] = {}
         self._resolver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resolver")
         self._stopping = False
         self.heartbeat = time.monotonic()
@@ -158,6 +157,7 @@ class StackThread:
         if deadline is not None and deadline <= now:
             self.core.handle_timer(now)
         self._flush(now)
+        self._after_step()
 
     def _run_commands(self, now: float) -> None:
         while True:
@@ -195,7 +195,12 @@ class StackThread:
                 continue
             if data.strip(b"\r\n") == b"":
                 continue  # RFC 5626 keep-alive: nothing to answer on UDP
-            self.core.receive(data, _address(source), "udp", now)
+            self._deliver(data, _address(source), "udp", now)
+
+    def _deliver(self, data: bytes, peer: Address, transport: str, now: float) -> None:
+        if self.trace:
+            log.info("received from %s/%s:%d:\n%s", transport, *peer, _printable(data))
+        self.core.receive(data, peer, transport, now)
 
     def _accept(self, now: float) -> None:
         try:
@@ -236,7 +241,7 @@ class StackThread:
                 stream.outbox += KEEPALIVE_PONG  # RFC 5626 §4.4.1
                 self._write_stream(stream, now)
             elif item is not KEEPALIVE_PONG:
-                self.core.receive(item, stream.peer, "tcp", now)
+                self._deliver(item, stream.peer, "tcp", now)
 
     def _write_stream(self, stream: _Stream, now: float) -> None:
         if not stream.connected:
@@ -271,28 +276,36 @@ class StackThread:
 
     # -- sending -------------------------------------------------------------------------
     def _flush(self, now: float) -> None:
-        for transmit in self.core.take_transmissions():
-            self._send(transmit, now)
+        for outgoing in self.core.take_transmissions():
+            self._send(outgoing, now)
 
-    def _send(self, transmit: Transmit, now: float) -> None:
-        address = _literal_address(transmit.host)
+    def _send(self, outgoing: Outgoing, now: float) -> None:
+        if self.trace:
+            log.info(
+                "sending to %s/%s:%d:\n%s",
+                outgoing.transport,
+                outgoing.host,
+                outgoing.port,
+                _printable(outgoing.data),
+            )
+        address = _literal_address(outgoing.host)
         if address is None:
-            cached, expires = self._resolved.get(transmit.host, (None, 0.0))
+            cached, expires = self._resolved.get(outgoing.host, (None, 0.0))
             address = cached if expires > now else None
         if address is None:
-            self._resolve_then_send(transmit)
+            self._resolve_then_send(outgoing)
             return
-        if transmit.transport == "udp":
+        if outgoing.transport == "udp":
             try:
-                self._udp.sendto(transmit.data, (address, transmit.port))
+                self._udp.sendto(outgoing.data, (address, outgoing.port))
             except OSError as error:
-                log.info("UDP send to %s:%d failed: %s", address, transmit.port, error)
-                self.core.transport_failed("udp", transmit.host, transmit.port, now)
+                log.info("UDP send to %s:%d failed: %s", address, outgoing.port, error)
+                self.core.transport_failed("udp", outgoing.host, outgoing.port, now)
         else:
-            self._send_stream(address, transmit, now)
+            self._send_stream(address, outgoing, now)
 
-    def _send_stream(self, address: str, transmit: Transmit, now: float) -> None:
-        peer = (address, transmit.port)
+    def _send_stream(self, address: str, outgoing: Outgoing, now: float) -> None:
+        peer = (address, outgoing.port)
         stream = self._streams.get(peer)
         if stream is None:
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -301,20 +314,20 @@ class StackThread:
             error = connection.connect_ex(peer)
             if error not in (0, errno.EINPROGRESS):
                 connection.close()
-                self.core.transport_failed("tcp", transmit.host, transmit.port, now)
+                self.core.transport_failed("tcp", outgoing.host, outgoing.port, now)
                 return
             stream = _Stream(connection, peer, StreamFramer(), connected=False)
             self._register_stream(stream)
-        stream.outbox += transmit.data
+        stream.outbox += outgoing.data
         if stream.connected:
             self._write_stream(stream, now)
 
-    def _resolve_then_send(self, transmit: Transmit) -> None:
-        waiting = self._awaiting_resolution.setdefault(transmit.host, [])
-        waiting.append(transmit)
+    def _resolve_then_send(self, outgoing: Outgoing) -> None:
+        waiting = self._awaiting_resolution.setdefault(outgoing.host, [])
+        waiting.append(outgoing)
         if len(waiting) > 1:
             return  # a look-up for this name is already under way
-        host = transmit.host
+        host = outgoing.host
 
         def deliver(done: Future[str | None]) -> None:
             self.post(lambda now: self._resolved_one(host, done, now))
@@ -326,12 +339,12 @@ class StackThread:
         waiting = self._awaiting_resolution.pop(host, [])
         if address is None:
             log.info("cannot resolve %s", host)
-            for transmit in waiting:
-                self.core.transport_failed(transmit.transport, host, transmit.port, now)
+            for outgoing in waiting:
+                self.core.transport_failed(outgoing.transport, host, outgoing.port, now)
             return
         self._resolved[host] = (address, now + RESOLVE_TTL)
-        for transmit in waiting:
-            self._send(transmit, now)
+        for outgoing in waiting:
+            self._send(outgoing, now)
 
     def _close_all(self) -> None:
         for stream in list(self._by_socket.values()):
@@ -339,6 +352,10 @@ class StackThread:
         for sock in (self._udp, self._tcp, self._wake_reader, self._wake_writer):
             sock.close()
         self._selector.close()
+
+
+def _printable(data: bytes) -> str:
+    return data.decode("utf-8", "replace").rstrip("\r\n")
 
 
 def _resolve(host: str) -> str | None:

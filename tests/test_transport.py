@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from firmware.transport import Address, StackThread, Transmit, parse_listen
+from firmware.sip.wire import Outgoing
+from firmware.transport import Address, StackThread, parse_listen
 
 TIMEOUT = 5.0
 
@@ -22,12 +23,12 @@ class RecordingCore:
         self.failures: queue.Queue[tuple[str, str, int]] = queue.Queue()
         self.timer_fired: queue.Queue[float] = queue.Queue()
         self.deadline: float | None = None
-        self.outgoing: list[Transmit] = []
+        self.outgoing: list[Outgoing] = []
 
     def receive(self, data: bytes, source: Address, transport: str, now: float) -> None:
         self.received.put((data, source, transport))
         self.outgoing.append(
-            Transmit(transport=transport, host=source[0], port=source[1], data=b"echo " + data)
+            Outgoing(transport=transport, host=source[0], port=source[1], data=b"echo " + data)
         )
 
     def transport_failed(self, transport: str, host: str, port: int, now: float) -> None:
@@ -40,7 +41,7 @@ class RecordingCore:
         self.deadline = None
         self.timer_fired.put(now)
 
-    def take_transmissions(self) -> list[Transmit]:
+    def take_transmissions(self) -> list[Outgoing]:
         outgoing, self.outgoing = self.outgoing, []
         return outgoing
 
@@ -138,7 +139,7 @@ def test_names_are_resolved_off_thread(stack: StackThread) -> None:
 
         def send(now: float) -> None:
             _core(stack).outgoing.append(
-                Transmit(transport="udp", host="localhost", port=port, data=b"by name")
+                Outgoing(transport="udp", host="localhost", port=port, data=b"by name")
             )
 
         stack.post(send)
@@ -148,7 +149,7 @@ def test_names_are_resolved_off_thread(stack: StackThread) -> None:
 def test_unresolvable_name_is_a_transport_failure(stack: StackThread) -> None:
     def send(now: float) -> None:
         _core(stack).outgoing.append(
-            Transmit(transport="udp", host="no-such-host.invalid", port=5060, data=b"x")
+            Outgoing(transport="udp", host="no-such-host.invalid", port=5060, data=b"x")
         )
 
     stack.post(send)
@@ -162,7 +163,7 @@ def test_refused_tcp_connection_is_a_transport_failure(stack: StackThread) -> No
 
         def send(now: float) -> None:
             _core(stack).outgoing.append(
-                Transmit(transport="tcp", host="127.0.0.1", port=port, data=b"x")
+                Outgoing(transport="tcp", host="127.0.0.1", port=port, data=b"x")
             )
 
         stack.post(send)
