@@ -1,0 +1,63 @@
+"""Free loopback ports for peers started by parallel pytest-xdist workers.
+
+The kernel picks a free port when we bind port 0; we then check the other protocol on the same
+number (SIP peers listen on UDP and TCP alike) and, for blocks, the neighbours. The port is
+released before the peer binds it, so another process may take it in between: every peer's
+start retries on fresh ports when its bind fails, which closes that window.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Literal
+
+from tests.interop.lab.util import LOOPBACK, LabError
+
+PortKind = Literal["udp", "tcp", "both"]
+
+_ATTEMPTS = 200
+
+
+def _bindable(port: int, kind: socket.SocketKind) -> bool:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError as error:
+            if error.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def _kinds(kind: PortKind) -> tuple[socket.SocketKind, ...]:
+    if kind == "udp":
+        return (socket.SOCK_DGRAM,)
+    if kind == "tcp":
+        return (socket.SOCK_STREAM,)
+    return (socket.SOCK_STREAM, socket.SOCK_DGRAM)
+
+
+def free_port(kind: PortKind = "both") -> int:
+    """A port on 127.0.0.1 that is free right now for `kind` (both: UDP and TCP)."""
+    return free_port_block(1, kind)
+
+
+def free_port_block(size: int, kind: PortKind = "both") -> int:
+    """The first of `size` consecutive ports on 127.0.0.1 that are all free for `kind`."""
+    kinds = _kinds(kind)
+    for _ in range(_ATTEMPTS):
+        with socket.socket(socket.AF_INET, kinds[0]) as anchor:
+            anchor.bind((LOOPBACK, 0))
+            base: int = anchor.getsockname()[1]
+            if base + size > 65536:
+                continue
+            rest_free = all(
+                _bindable(port, sock_kind)
+                for port in range(base, base + size)
+                for sock_kind in kinds
+                if not (port == base and sock_kind == kinds[0])
+            )
+        if rest_free:
+            return base
+    raise LabError(f"no block of {size} free {kind} port(s) on {LOOPBACK}")
