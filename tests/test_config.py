@@ -651,7 +651,7 @@ def test_bad_secrets_are_reported_without_their_value(here: Path) -> None:
     found = issues("sip:\n  accounts:\n    - {uri: 'sip:1@pbx', password: [hunter2]}\n")
     assert found == ["deskphone.yaml:3: sip.accounts[0].password: expected a string, got a list"]
     found = issues("sip:\n  accounts:\n    - {uri: 'sip:1@pbx', password: !vault hunter2}\n")
-    assert found == ["deskphone.yaml:3: sip.accounts[0].password: unsupported tag '!vault'"]
+    assert found == ["deskphone.yaml:3: sip.accounts[0].password: unsupported tag"]
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o601])
@@ -699,12 +699,28 @@ def test_secrets_file_problems(here: Path) -> None:
     )
     assert issues(ACCOUNTS) == [
         "secrets.yaml:1: log: not a secret; set it in deskphone.yaml",
-        "secrets.yaml:3: sip.acounts: unknown key; did you mean 'accounts'?",
+        "secrets.yaml:3: sip: unknown key; did you mean 'accounts'?",
         "secrets.yaml:6: sip.accounts['sip:1003@pbx.example']: no item of sip.accounts in"
         " deskphone.yaml has uri 'sip:1003@pbx.example'",
         "secrets.yaml:7: sip.accounts['sip:1002@pbx.example'].password: expected a string,"
         " got a list",
-        "secrets.yaml:7: sip.accounts['sip:1002@pbx.example'].user: unknown key",
+        "secrets.yaml:7: sip.accounts['sip:1002@pbx.example']: unknown key",
+    ]
+
+
+def test_secrets_file_issues_never_show_values_or_unknown_keys(here: Path) -> None:
+    write(
+        "secrets.yaml",
+        """\
+        sip:
+          accounts:
+            "sip:1001@pbx.example": {password:! "hunter2"}
+            "sip:1002@pbx.example": hunter3
+        """,
+    )
+    assert issues(ACCOUNTS) == [
+        "secrets.yaml:3: sip.accounts['sip:1001@pbx.example']: unknown key",
+        "secrets.yaml:4: sip.accounts['sip:1002@pbx.example']: expected a mapping, got a string",
     ]
 
 

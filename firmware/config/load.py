@@ -121,7 +121,7 @@ def _load_secrets(root: Node | None, target: Path, name: str, issues: list[Issue
     except ConfigError as error:
         issues.extend(error.issues)
         return secrets
-    walk = Walk(secrets_name, path.parent, issues, secrets)
+    walk = Walk(secrets_name, path.parent, issues, secrets, discreet=True)
     read_secrets(walk, Config, secrets_root, "", address=(), main_file=name)
     return secrets
 

@@ -128,8 +128,18 @@ class Secrets:
 class Walk:
     """Reads one file's nodes against the schema; appends to `issues` instead of raising."""
 
-    def __init__(self, file: str, base: Path, issues: list[Issue], secrets: Secrets) -> None:
+    def __init__(
+        self,
+        file: str,
+        base: Path,
+        issues: list[Issue],
+        secrets: Secrets,
+        *,
+        discreet: bool = False,
+    ) -> None:
+        """`discreet` never shows a scalar's value in a message (for the secrets file)."""
         self.file = file
+        self.discreet = discreet
         self.base = base
         self.issues = issues
         self.secrets = secrets
@@ -154,20 +164,27 @@ class Walk:
                 self.report(key, path, f"expected a key name, got {self.got(key)}")
             elif key.value in result:
                 first = line_of(result[key.value][0])
-                self.report(key, join(path, key.value), f"duplicate key (first at line {first})")
+                self.report(
+                    key, self.key_path(path, key.value), f"duplicate key (first at line {first})"
+                )
             else:
                 result[key.value] = (key, value)
         return result
 
     def got(self, node: Node, secret: bool = False) -> str:
         if node.tag not in _ALLOWED_TAGS:
-            return f"the unsupported tag {show(node.tag)}"
-        return describe(node, secret)
+            return "an unsupported tag" if secret or self.discreet else f"the tag {show(node.tag)}"
+        return describe(node, secret or self.discreet)
 
     def unknown(self, key: Node, path: str, known: list[str]) -> None:
         close = difflib.get_close_matches(key.value, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        self.report(key, join(path, key.value), f"unknown key{hint}")
+        self.report(key, self.key_path(path, key.value), f"unknown key{hint}")
+
+    def key_path(self, path: str, name: str) -> str:
+        """The path of a key we cannot vouch for; when discreet, only its parent's (the line
+        still points at it), since a mangled secrets file can turn a password into a key."""
+        return path if self.discreet else join(path, name)
 
     def section(self, cls: type, node: Node | None, path: str, address: Address | None) -> object:
         start = len(self.issues)
@@ -229,7 +246,8 @@ class Walk:
         secret: bool = False,
     ) -> object:
         if node.tag not in _ALLOWED_TAGS:
-            self.report(node, path, f"unsupported tag {show(node.tag)}")
+            tag = "" if secret or self.discreet else f" {show(node.tag)}"
+            self.report(node, path, f"unsupported tag{tag}")
             return INVALID
         if isinstance(kind, OptionalKind):
             if is_null(node):
