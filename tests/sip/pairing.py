@@ -91,6 +91,12 @@ class Node:
     relay: Relay | None = None
     events: list[Event] = field(default_factory=list)
 
+    @property
+    def transactions(self) -> TransactionLayer:
+        """The node's transaction layer (a relay node has none)."""
+        assert self.layer is not None, f"{self.name} is a relay"
+        return self.layer
+
     def take(self, kind: type[E]) -> list[E]:
         """Remove and return the events of type `kind` the node's TU has not looked at yet."""
         taken: list[E] = [event for event in self.events if isinstance(event, kind)]
@@ -119,6 +125,12 @@ class Network:
     def drop(self, sender: Node, receiver: Node, *ordinals: int) -> None:
         """Lose the messages number `ordinals` (1 for the first) from sender to receiver."""
         self._drops.setdefault((sender.name, receiver.name), set()).update(ordinals)
+
+    def send_raw(self, sender: Node, target: Target, message: Message) -> None:
+        """Put a message on the wire as `sender`, bypassing its layer (a peer that has none,
+        such as an RFC 2543 UA), and deliver everything that follows from it."""
+        self._wire.append((sender, target, message))
+        self.pump()
 
     def sent(self, sender: Node, receiver: Node) -> list[Delivery]:
         return [d for d in self.log if (d.sender, d.receiver) == (sender.name, receiver.name)]

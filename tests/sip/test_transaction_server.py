@@ -309,11 +309,12 @@ def test_rfc_2543_requests_are_matched_on_uri_tags_call_id_cseq_and_top_via() ->
         make_request(branch=None, from_tag="other"),
         make_request(branch=None, call_id="other"),
         make_request(branch=None, sent_by="192.0.2.1:5070"),
+        make_request(branch=None, to_tag="b"),
         make_request(branch="old-style-branch"),
     ):
         events = deliver(layer, different, 1.0)
         assert [type(e) for e in events] == [RequestReceived]
-    assert len(layer) == 7
+    assert len(layer) == 8
 
 
 def test_rfc_2543_ack_matches_on_the_to_tag_of_the_final_response() -> None:
