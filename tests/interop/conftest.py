@@ -30,9 +30,9 @@ Kamailio (tests/interop/lab/kamailio.py)
     .host "127.0.0.1", .port (UDP and TCP), .domain, .registrar_uri "sip:127.0.0.1:PORT",
     .aor(user) "sip:USER@lab.test", .users, .db_path, .log_path, .pid, .running
     .options(transport="udp", timeout=2.0) -> status line ("SIP/2.0 200 Keepalive")
-    .location(user) -> list[Binding]   live bindings: contact, expires (s left), call_id,
+    .location(user) -> list[Binding]   live bindings: aor, contact, expires (s left), call_id,
                                        cseq, received, user_agent, socket, path, instance,
-                                       reg_id, q
+                                       reg_id, q, permanent
     .registered_users() -> list[str]   every AoR in the location table
     .add_user(user, password)          also while running
     .rpc(method, *params) -> result    any Kamailio RPC (JSON-RPC over a datagram socket)
@@ -180,7 +180,10 @@ def baresip_factory(
         )
         phones.append(phone)
         _show_log_on_failure(request, f"baresip {user}", phone.log_path)
-        return phone.start()
+        try:
+            return phone.start()
+        except ToolMissingError as error:
+            pytest.fail(str(error), pytrace=False)
 
     yield make
     for phone in reversed(phones):

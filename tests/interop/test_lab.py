@@ -9,7 +9,7 @@ import pytest
 
 from tests.interop.lab.factories import BaresipFactory, CaptureFactory, KamailioFactory
 from tests.interop.lab.kamailio import Kamailio
-from tests.interop.lab.ports import free_port, free_port_block
+from tests.interop.lab.ports import free_port, free_port_block, is_leased, lease_port
 from tests.interop.lab.probe import options_ping
 from tests.interop.lab.sipp import Sipp, SippResult
 from tests.interop.lab.util import LOOPBACK, ToolMissingError, WaitTimeoutError, find_tool
@@ -42,6 +42,13 @@ def test_free_ports_are_bindable_on_udp_and_tcp() -> None:
             udp.bind((LOOPBACK, base + offset))
 
 
+def test_a_leased_port_is_withheld_until_released() -> None:
+    lease = lease_port("both")
+    assert is_leased(lease.port)
+    lease.release()
+    assert not is_leased(lease.port)
+
+
 def test_missing_tool_names_the_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ToolMissingError, match="install the Debian package 'sip-tester'"):
@@ -67,7 +74,7 @@ def test_sipp_registers_with_digest_in_the_lab_realm(kamailio: Kamailio, sipp: S
     assert binding.call_id == register.header("Call-ID")
     assert binding.cseq == 2
     assert binding.user_agent == "sipp-lab"
-    assert binding.expires is not None and 110 <= binding.expires <= 120
+    assert 110 <= binding.expires <= 120
     assert kamailio.registered_users() == ["1001"]
 
 
@@ -109,7 +116,7 @@ def test_registrar_grants_expires_within_its_limits(
     contact = result.received(status=200)[0].header("Contact")
     assert contact is not None and contact.endswith(f";expires={granted}")
     [binding] = server.location("1001")
-    assert binding.expires is not None and granted - 2 <= binding.expires <= granted
+    assert granted - 2 <= binding.expires <= granted
 
 
 def test_kill_and_restart_keeps_port_and_empties_location(kamailio: Kamailio, sipp: Sipp) -> None:

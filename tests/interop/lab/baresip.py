@@ -29,6 +29,7 @@ from tests.interop.lab.ports import free_port, free_port_block
 from tests.interop.lab.util import (
     LOOPBACK,
     LabError,
+    ToolMissingError,
     WaitTimeoutError,
     end_process,
     find_tool,
@@ -242,7 +243,9 @@ class Baresip:
         """Start, connect ctrl_tcp and, with a registrar, wait until registered."""
         find_tool("baresip")
         if not (MODULE_PATH / "ctrl_tcp.so").is_file():
-            raise LabError(f"{MODULE_PATH}/ctrl_tcp.so missing: install 'baresip-core'")
+            raise ToolMissingError(
+                f"{MODULE_PATH}/ctrl_tcp.so missing: install the Debian package 'baresip-core'"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.wav is None:
             self.wav = write_tone_wav(self.workdir / "tone-700hz.wav")

@@ -21,11 +21,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Self
 
-from tests.interop.lab.ports import free_port
-from tests.interop.lab.probe import options_ping
+from tests.interop.lab.ports import PortLease, lease_port
+from tests.interop.lab.probe import Transport, options_ping
 from tests.interop.lab.util import (
     LOOPBACK,
     LabError,
@@ -38,17 +38,21 @@ from tests.interop.lab.util import (
 )
 
 LAB_DOMAIN = "lab.test"
-DEFAULT_USERS: Mapping[str, str] = {"1001": "pass1001", "1002": "pass1002", "2000": "pass2000"}
+DEFAULT_USERS: Mapping[str, str] = MappingProxyType(
+    {"1001": "pass1001", "1002": "pass1002", "2000": "pass2000"}
+)
 CONFIG = Path(__file__).with_name("kamailio.cfg")
 SQL_DIR = Path("/usr/share/kamailio/db_sqlite")
 SQL_SCRIPTS = ("standard-create.sql", "auth_db-create.sql", "presence-create.sql")
 
 _START_ATTEMPTS = 5
-_MODULE_PACKAGES = {
-    "db_sqlite": "kamailio-sqlite-modules",
-    "presence": "kamailio-presence-modules",
-    "presence_xml": "kamailio-presence-modules",
-}
+_MODULE_PACKAGES = MappingProxyType(
+    {
+        "db_sqlite": "kamailio-sqlite-modules",
+        "presence": "kamailio-presence-modules",
+        "presence_xml": "kamailio-presence-modules",
+    }
+)
 _NOT_SET = "[not set]"
 
 
@@ -109,7 +113,7 @@ class Binding:
 
     aor: str
     contact: str
-    expires: int | None  # seconds left; None for a permanent binding
+    expires: int  # seconds left (0 for a permanent binding)
     call_id: str
     cseq: int
     received: str | None
@@ -119,6 +123,7 @@ class Binding:
     instance: str | None
     reg_id: int
     q: float | None
+    permanent: bool = False  # added over RPC with no expiry; REGISTER never makes one
 
 
 def _optional(value: object) -> str | None:
@@ -132,7 +137,7 @@ def _binding(aor: str, contact: Mapping[str, Any]) -> Binding:
     return Binding(
         aor=aor,
         contact=str(contact["Address"]),
-        expires=expires if isinstance(expires, int) else None,
+        expires=expires if isinstance(expires, int) else 0,
         call_id=str(contact["Call-ID"]),
         cseq=int(contact["CSeq"]),
         received=_optional(contact["Received"]),
@@ -142,6 +147,7 @@ def _binding(aor: str, contact: Mapping[str, Any]) -> Binding:
         instance=_optional(contact["Instance"]),
         reg_id=int(contact["Reg-Id"]),
         q=None if q < 0 else q,
+        permanent=expires == "permanent",
     )
 
 
@@ -178,7 +184,7 @@ class Kamailio:
         self.settings = settings or KamailioSettings()
         self.db_path = workdir / "kamailio.sqlite"
         self.log_path = workdir / "kamailio.log"
-        self._port: int | None = None
+        self._lease: PortLease | None = None
         self._rundir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._users = dict(self.settings.users)
@@ -191,9 +197,9 @@ class Kamailio:
 
     @property
     def port(self) -> int:
-        if self._port is None:
+        if self._lease is None:
             raise LabError("kamailio has not been started")
-        return self._port
+        return self._lease.port
 
     @property
     def domain(self) -> str:
@@ -220,19 +226,25 @@ class Kamailio:
         return self._proc is not None and self._proc.poll() is None
 
     def describe(self) -> str:
-        return f"kamailio 127.0.0.1:{self._port} ({self.workdir.name})"
+        port = "-" if self._lease is None else self._lease.port
+        return f"kamailio 127.0.0.1:{port} ({self.workdir.name})"
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> Self:
-        """Start on fresh free ports, retrying when another process wins a port race."""
+        """Start on fresh free ports, retrying when another process wins a port race.
+
+        The port stays leased until `close()`, so no other lab peer is given it while this
+        server is down between `kill()` and `restart()`.
+        """
         find_tool("kamailio")
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.db_path.exists():
             build_database(self.db_path, self._users, self.domain)
         failure = ""
         for _ in range(_START_ATTEMPTS):
-            self._port = free_port("both")
+            self._release_port()
+            self._lease = lease_port("both")
             failure = self._launch_and_wait(timeout)
             if not failure:
                 return self
@@ -242,7 +254,7 @@ class Kamailio:
 
     def restart(self, timeout: float = 10.0) -> None:
         """Stop if running, then start again on the same ports and database."""
-        if self._port is None:
+        if self._lease is None:
             raise LabError("restart() before start()")
         self.stop()
         failure = self._launch_and_wait(timeout)
@@ -263,9 +275,15 @@ class Kamailio:
 
     def close(self) -> None:
         self.stop()
+        self._release_port()
         if self._rundir is not None:
             shutil.rmtree(self._rundir, ignore_errors=True)
             self._rundir = None
+
+    def _release_port(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     def __enter__(self) -> Self:
         return self.start() if self._proc is None else self
@@ -331,13 +349,9 @@ class Kamailio:
 
     # --- inspection ------------------------------------------------------------------------
 
-    def options(self, transport: str = "udp", timeout: float = 2.0) -> str:
+    def options(self, transport: Transport = "udp", timeout: float = 2.0) -> str:
         """Status line of Kamailio's answer to an OPTIONS ping ("SIP/2.0 200 Keepalive")."""
-        if transport not in ("udp", "tcp"):
-            raise ValueError(f"transport {transport!r}")
-        return options_ping(
-            self.port, transport="udp" if transport == "udp" else "tcp", timeout=timeout
-        )
+        return options_ping(self.port, transport=transport, timeout=timeout)
 
     def add_user(self, user: str, password: str) -> None:
         """Create an account; works while running (auth_db reads the DB per request)."""

@@ -4,19 +4,59 @@ The kernel picks a free port when we bind port 0; we then check the other protoc
 number (SIP peers listen on UDP and TCP alike) and, for blocks, the neighbours. The port is
 released before the peer binds it, so another process may take it in between: every peer's
 start retries on fresh ports when its bind fails, which closes that window.
+
+A port that must stay ours while nothing is bound to it (a registrar between `kill()` and
+`restart()`) is leased: an advisory lock on a per-port file that every lab process honours and
+that the kernel drops when its holder dies.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
+import os
 import socket
-from typing import Literal
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Literal
 
 from tests.interop.lab.util import LOOPBACK, LabError
 
 PortKind = Literal["udp", "tcp", "both"]
 
 _ATTEMPTS = 200
+_LEASE_DIR = Path(tempfile.gettempdir()) / f"interop-lab-ports-{os.getuid()}"
+
+
+class PortLease:
+    """A port held for one peer across restarts; `release()` (or process exit) frees it."""
+
+    def __init__(self, port: int, lock: BinaryIO) -> None:
+        self.port = port
+        self._lock = lock
+
+    def release(self) -> None:
+        self._lock.close()
+
+
+def _try_lock(port: int) -> BinaryIO | None:
+    _LEASE_DIR.mkdir(exist_ok=True)
+    lock = (_LEASE_DIR / f"{port}.lock").open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
+
+
+def is_leased(port: int) -> bool:
+    """Whether some live lab process (this one included) holds a lease on `port`."""
+    lock = _try_lock(port)
+    if lock is None:
+        return True
+    lock.close()
+    return False
 
 
 def _bindable(port: int, kind: socket.SocketKind) -> bool:
@@ -58,6 +98,16 @@ def free_port_block(size: int, kind: PortKind = "both") -> int:
                 for sock_kind in kinds
                 if not (port == base and sock_kind == kinds[0])
             )
-        if rest_free:
+        if rest_free and not any(is_leased(port) for port in range(base, base + size)):
             return base
     raise LabError(f"no block of {size} free {kind} port(s) on {LOOPBACK}")
+
+
+def lease_port(kind: PortKind = "both") -> PortLease:
+    """A free port that other lab processes will not be given until the lease is released."""
+    for _ in range(_ATTEMPTS):
+        port = free_port(kind)
+        lock = _try_lock(port)
+        if lock is not None:
+            return PortLease(port, lock)
+    raise LabError(f"could not lease a free {kind} port on {LOOPBACK}")

@@ -37,7 +37,6 @@ BUILTIN_SCENARIOS = frozenset(
         "regexp",
         "branchc",
         "branchs",
-        "uac_pcap",
         "3pcc-A",
         "3pcc-B",
         "3pcc-C-A",
@@ -268,6 +267,10 @@ class Sipp:
             ]
             proc = spawn(argv, log=rundir / "output.log", cwd=rundir)
             run = SippRun(proc, rundir, local_port)
+            if transport == "tcp" and remote_port is not None:
+                # A TCP client connects from an ephemeral port: nothing to wait for on -p.
+                self._started.append(run)
+                return run
             if self._wait_bound(run, transport, ready_timeout):
                 self._started.append(run)
                 return run
@@ -283,7 +286,10 @@ class Sipp:
             if process_has_socket(run.pid, run.local_port, transport):
                 return True
             if time.monotonic() > deadline:
-                raise WaitTimeoutError(f"sipp did not bind {LOOPBACK}:{run.local_port}")
+                result = run.stop()
+                raise WaitTimeoutError(
+                    f"sipp did not bind {LOOPBACK}:{run.local_port}; {result.describe()}"
+                )
             time.sleep(0.01)
         return False
 

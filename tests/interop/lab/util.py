@@ -16,16 +16,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from types import MappingProxyType
 
 LOOPBACK = "127.0.0.1"
 
 # Where each tool comes from, for the message when it is missing (Debian package names).
-DEBIAN_PACKAGE = {
-    "kamailio": "kamailio",
-    "sipp": "sip-tester",
-    "baresip": "baresip-core",
-    "tshark": "tshark",
-}
+DEBIAN_PACKAGE: Mapping[str, str] = MappingProxyType(
+    {
+        "kamailio": "kamailio",
+        "sipp": "sip-tester",
+        "baresip": "baresip-core",
+        "tshark": "tshark",
+    }
+)
 _SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
