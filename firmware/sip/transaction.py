@@ -87,11 +87,13 @@ class RequestReceived:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseReceived:
-    """A response to our request: every provisional, the final, and after an INVITE's first
-    2xx every further 2xx (retransmitted or from another fork), each to be ACKed (§13.2.2.4)."""
+    """A response to our request, from `source`: every provisional, the final, and after an
+    INVITE's first 2xx every further 2xx (retransmitted or from another fork), each to be ACKed
+    (§13.2.2.4)."""
 
     key: TransactionKey
     response: Response
+    source: Address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,8 +165,8 @@ class _Reporter:
     def transmit(self, message: Message, target: Target) -> None:
         self._events.append(Transmit(target=target, message=message, key=self._key))
 
-    def deliver(self, response: Response) -> None:
-        self._events.append(ResponseReceived(key=self._key, response=response))
+    def deliver(self, response: Response, source: Address) -> None:
+        self._events.append(ResponseReceived(key=self._key, response=response, source=source))
 
     def time_out(self) -> None:
         self._events.append(TransactionTimeout(key=self._key, request=self._request))
@@ -194,8 +196,9 @@ def _stamp_via(request: Request, source: Address) -> Request:
     """§18.2.1 and RFC 3581: note in the top Via where the request really came from."""
     via = request.top_via
     stamped = via
-    if via.host != source.host or via.has_rport:
-        stamped = stamped.with_param("received", source.host.strip("[]"))
+    source_ip = source.host.strip("[]")
+    if via.host.strip("[]") != source_ip or via.has_rport:
+        stamped = stamped.with_param("received", source_ip)
     if via.has_rport and via.rport is None:
         stamped = stamped.with_param("rport", str(source.port))
     if stamped == via:
@@ -385,7 +388,7 @@ class TransactionLayer:
                 StrayResponse(response=response, source=source, transport=transport)
             )
             return
-        self._clients[key].receive(response, now)
+        self._clients[key].receive(response, source, now)
         self._forget_if_done(key)
 
     def _receive_request(

@@ -24,7 +24,7 @@ from firmware.sip.errors import ParseError
 from firmware.sip.headers import Headers
 from firmware.sip.message import Message, Request, Response
 from firmware.sip.timers import Deadlines, TimerConfig, TimerName
-from firmware.sip.transport_types import Target
+from firmware.sip.transport_types import Address, Target
 
 
 class ClientState(StrEnum):
@@ -41,7 +41,7 @@ class ClientSink(Protocol):
 
     def transmit(self, message: Request, target: Target) -> None: ...
 
-    def deliver(self, response: Response) -> None: ...
+    def deliver(self, response: Response, source: Address) -> None: ...
 
     def time_out(self) -> None: ...
 
@@ -111,8 +111,9 @@ class ClientTransaction(ABC):
             self._terminate()
 
     @abstractmethod
-    def receive(self, response: Response, now: float) -> None:
-        """A response whose branch and CSeq method match this transaction (§17.1.3)."""
+    def receive(self, response: Response, source: Address, now: float) -> None:
+        """A response from `source` whose branch and CSeq method match this transaction
+        (§17.1.3)."""
 
     @abstractmethod
     def fire(self, timer: TimerName, at: float) -> None:
@@ -132,27 +133,27 @@ class InviteClientTransaction(ClientTransaction):
             self.deadlines.start(TimerName.A, now + config.t1)
         self.deadlines.start(TimerName.B, now + config.timer_b)
 
-    def receive(self, response: Response, now: float) -> None:
+    def receive(self, response: Response, source: Address, now: float) -> None:
         status = response.status
         match self.state:
             case ClientState.CALLING | ClientState.PROCEEDING if status < 200:
                 self.state = ClientState.PROCEEDING
                 self.deadlines.stop(TimerName.A, TimerName.B)
-                self._sink.deliver(response)
+                self._sink.deliver(response, source)
             case ClientState.CALLING | ClientState.PROCEEDING if status < 300:
                 self.state = ClientState.ACCEPTED
                 self.deadlines.stop(TimerName.A, TimerName.B)
                 self.deadlines.start(TimerName.M, now + self.config.timer_m)
-                self._sink.deliver(response)
+                self._sink.deliver(response, source)
             case ClientState.CALLING | ClientState.PROCEEDING:
                 self.state = ClientState.COMPLETED
                 self.deadlines.stop(TimerName.A, TimerName.B)
                 self._ack = hop_request(self.request, "ACK", raw_header(response, "To"))
                 self._sink.transmit(self._ack, self.target)
-                self._sink.deliver(response)
+                self._sink.deliver(response, source)
                 self._end_after(TimerName.D, self.config.timer_d(self.reliable), now)
             case ClientState.ACCEPTED if 200 <= status < 300:
-                self._sink.deliver(response)
+                self._sink.deliver(response, source)
             case ClientState.COMPLETED if status >= 300 and self._ack is not None:
                 self._sink.transmit(self._ack, self.target)
 
@@ -181,16 +182,16 @@ class NonInviteClientTransaction(ClientTransaction):
             self.deadlines.start(TimerName.E, now + config.t1)
         self.deadlines.start(TimerName.F, now + config.timer_f)
 
-    def receive(self, response: Response, now: float) -> None:
+    def receive(self, response: Response, source: Address, now: float) -> None:
         if self.state not in (ClientState.TRYING, ClientState.PROCEEDING):
             return
         if response.status < 200:
             self.state = ClientState.PROCEEDING
-            self._sink.deliver(response)
+            self._sink.deliver(response, source)
             return
         self.state = ClientState.COMPLETED
         self.deadlines.stop(TimerName.E, TimerName.F)
-        self._sink.deliver(response)
+        self._sink.deliver(response, source)
         self._end_after(TimerName.K, self.config.timer_k(self.reliable), now)
 
     def fire(self, timer: TimerName, at: float) -> None:

@@ -18,7 +18,8 @@ DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 
 
 class Address(NamedTuple):
-    """A host (IP literal or name, IPv6 in brackets as in a Via) and a port."""
+    """A host and a port: where a message came from, as the socket reported it (IPv6 with or
+    without brackets; the core compares both spellings alike)."""
 
     host: str
     port: int

@@ -115,10 +115,14 @@ def test_provisional_stops_retransmission_and_timer_b() -> None:
     key = layer.send_request(invite, UDP, 0.0)
     timeline(layer, 0.5)
     ringing = make_response(invite, 180, to_tag="bob")
-    assert receive(layer, ringing, 0.7) == [ResponseReceived(key=key, response=ringing)]
+    assert receive(layer, ringing, 0.7) == [
+        ResponseReceived(key=key, response=ringing, source=SERVER)
+    ]
     assert layer.state_of(key) is ClientState.PROCEEDING
     assert layer.get_timer() is None
-    assert receive(layer, ringing, 0.9) == [ResponseReceived(key=key, response=ringing)]
+    assert receive(layer, ringing, 0.9) == [
+        ResponseReceived(key=key, response=ringing, source=SERVER)
+    ]
 
 
 def test_non_2xx_final_is_acked_to_the_same_target_per_17_1_1_3() -> None:
@@ -129,7 +133,7 @@ def test_non_2xx_final_is_acked_to_the_same_target_per_17_1_1_3() -> None:
     busy = make_response(invite, 486, to_tag="bob")
     events = receive(layer, busy, 1.0)
     assert isinstance(events[0], Transmit)
-    assert events[1:] == [ResponseReceived(key=key, response=busy)]
+    assert events[1:] == [ResponseReceived(key=key, response=busy, source=SERVER)]
     ack = events[0].message
     assert isinstance(ack, Request)
     assert events[0].target == UDP
@@ -175,11 +179,11 @@ def test_2xx_enters_accepted_and_hands_up_every_2xx_until_timer_m() -> None:
     drain(layer)
     ok = make_response(invite, 200, to_tag="bob")
     fork = make_response(invite, 200, to_tag="bob-2")
-    assert receive(layer, ok, 2.0) == [ResponseReceived(key=key, response=ok)]
+    assert receive(layer, ok, 2.0) == [ResponseReceived(key=key, response=ok, source=SERVER)]
     assert layer.state_of(key) is ClientState.ACCEPTED
     assert layer.get_timer() == 34.0
-    assert receive(layer, ok, 2.5) == [ResponseReceived(key=key, response=ok)]
-    assert receive(layer, fork, 3.0) == [ResponseReceived(key=key, response=fork)]
+    assert receive(layer, ok, 2.5) == [ResponseReceived(key=key, response=ok, source=SERVER)]
+    assert receive(layer, fork, 3.0) == [ResponseReceived(key=key, response=fork, source=SERVER)]
     assert receive(layer, make_response(invite, 500, to_tag="x"), 3.5) == []
     assert timeline(layer, 100.0) == [(34.0, [])]
     stray = receive(layer, ok, 40.0)
@@ -227,7 +231,7 @@ def test_non_invite_final_completes_and_timer_k_absorbs_retransmissions() -> Non
     key = layer.send_request(register, UDP, 0.0)
     drain(layer)
     ok = make_response(register, 200, to_tag="r")
-    assert receive(layer, ok, 1.0) == [ResponseReceived(key=key, response=ok)]
+    assert receive(layer, ok, 1.0) == [ResponseReceived(key=key, response=ok, source=SERVER)]
     assert layer.state_of(key) is ClientState.COMPLETED
     assert layer.get_timer() == 6.0
     assert receive(layer, ok, 2.0) == []
@@ -263,7 +267,7 @@ def test_responses_match_on_branch_and_cseq_method() -> None:
     assert layer.state_of(cancel_key) is ClientState.COMPLETED
     assert layer.state_of(invite_key) is ClientState.CALLING
     events = receive(layer, terminated, 1.1)
-    assert events[1:] == [ResponseReceived(key=invite_key, response=terminated)]
+    assert events[1:] == [ResponseReceived(key=invite_key, response=terminated, source=SERVER)]
     other = make_response(make_request(branch="z9hG4bK-other"), 200)
     assert receive(layer, other, 1.2) == [
         StrayResponse(response=other, source=SERVER, transport="udp")

@@ -411,3 +411,15 @@ def test_transport_error_ends_a_server_transaction() -> None:
     assert len(layer) == 0
     with pytest.raises(LocalProtocolError):
         layer.respond(key, make_response(invite, 486, to_tag="b"), 0.1)
+
+
+def test_an_ipv6_source_matches_its_bracketed_sent_by() -> None:
+    layer = TransactionLayer()
+    source = Address("2001:db8::1", 5060)
+    [event] = deliver(layer, make_request(sent_by="[2001:db8::1]:5060"), 0.0, source=source)
+    assert isinstance(event, RequestReceived)
+    assert event.request.headers.get("Via") == "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK-1"
+    layer.respond(event.key, make_response(event.request, 404, to_tag="b"), 0.0)
+    [transmit] = drain(layer)
+    assert isinstance(transmit, Transmit)
+    assert transmit.target == Target("udp", "2001:db8::1", 5060)
