@@ -282,12 +282,13 @@ class TransactionLayer:
         request = _copy_request(request)
         key = TransactionKey(False, request.method, next(self._serials))
         sink = _Reporter(self._events, key, request)
-        machine = (
-            InviteClientTransaction if request.method == "INVITE" else (NonInviteClientTransaction)
-        )
-        self._clients[key] = machine(request, target, self.config, sink, now)
+        tx: ClientTransaction
+        if request.method == "INVITE":
+            tx = InviteClientTransaction(request, target, self.config, sink, now)
+        else:
+            tx = NonInviteClientTransaction(request, target, self.config, sink, now)
+        self._clients[key] = tx
         self._client_index[index] = key
-        self._forget_if_done(key)
         return key
 
     def send_ack(self, ack: Request, target: Target) -> None:
