@@ -3,6 +3,8 @@
 Deadlines are asserted exactly: with the default T1 = 0.5 s every sum is exact in binary.
 """
 
+from collections.abc import Callable
+
 import pytest
 
 from firmware.sip.message import Request, Response
@@ -20,6 +22,7 @@ from firmware.sip.transaction import (
 )
 from firmware.sip.transaction_client import ClientState
 from firmware.sip.transport_types import Address, Target
+from firmware.sip.uri import parse_uri
 from tests.sip.pairing import drain, make_request, make_response, timeline
 
 UDP = Target("udp", "192.0.2.2", 5060)
@@ -356,3 +359,32 @@ def test_send_ack_transmits_once_without_a_transaction() -> None:
     assert (len(layer), layer.get_timer()) == (0, None)
     with pytest.raises(LocalProtocolError):
         layer.send_ack(make_request("BYE"), UDP)
+
+
+@pytest.mark.parametrize(
+    ("uri", "target"),
+    [
+        ("sip:bob@192.0.2.2", Target("udp", "192.0.2.2", 5060)),
+        ("sip:192.0.2.2:5080;transport=TCP", Target("tcp", "192.0.2.2", 5080)),
+        ("sips:bob@example.com", Target("tls", "example.com", 5061)),
+        ("sip:example.com;maddr=239.255.255.1", Target("udp", "239.255.255.1", 5060)),
+    ],
+)
+def test_a_target_from_a_uri_takes_the_defaults_of_section_19_1_2(uri: str, target: Target) -> None:
+    assert Target.from_uri(parse_uri(uri)) == target
+    assert target.reliable is (target.transport != "udp")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Target("sctp", "192.0.2.2", 5060),
+        lambda: Target("udp", "", 5060),
+        lambda: Target("udp", "192.0.2.2", 0),
+        lambda: Target.from_uri(parse_uri("tel:+15551234")),
+        lambda: Target.from_uri(parse_uri("sip:x;transport=ws")),
+    ],
+)
+def test_targets_refuse_what_the_transport_cannot_reach(build: Callable[[], Target]) -> None:
+    with pytest.raises(ValueError):
+        build()
