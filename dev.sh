@@ -21,7 +21,14 @@ need_debian_packages() {
     if [ "$(id -u)" -eq 0 ]; then
         echo "dev.sh: installing Debian packages: ${missing[*]}" >&2
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            -o Dpkg::Use-Pty=0 "${missing[@]}" >&2
+        if [[ " ${missing[*]} " == *" kamailio "* ]] && [ -d /run/systemd/system ]; then
+            # Debian enables and starts kamailio.service on install: a SIP server on *:5060, the
+            # phone's own port. The tests start their own Kamailio on loopback, so stop that one.
+            echo "dev.sh: stopping and disabling kamailio.service (the tests run their own)" >&2
+            systemctl disable --now kamailio.service >&2
+        fi
     else
         echo "dev.sh: missing Debian packages; run:" >&2
         echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
@@ -61,10 +68,15 @@ case "$cmd" in
     test)
         need_debian_packages "${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
         setup_venv dev
-        echo "== ruff" && .venv/bin/ruff check .
-        echo "== mypy" && .venv/bin/mypy
-        echo "== pytest"
-        exec .venv/bin/pytest -n auto "$@"
+        # Run all three even when one fails, so one report shows every problem.
+        failed=()
+        echo "== ruff" && .venv/bin/ruff check . || failed+=(ruff)
+        echo "== mypy" && .venv/bin/mypy || failed+=(mypy)
+        echo "== pytest" && .venv/bin/pytest -n auto "$@" || failed+=(pytest)
+        if [ ${#failed[@]} -gt 0 ]; then
+            echo "dev.sh: failed: ${failed[*]}" >&2
+            exit 1
+        fi
         ;;
     *)
         echo "usage: ./dev.sh run [--config FILE] [--sim] | ./dev.sh test [pytest args]" >&2
