@@ -1,0 +1,1 @@
+"""Interop tests against real SIP peers on loopback; fixtures in conftest.py."""

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from tests.interop.lab.audio import write_tone_wav
 from tests.interop.lab.kamailio import LAB_DOMAIN
@@ -294,21 +294,33 @@ class Baresip:
         return False
 
     def wait_registered(self, timeout: float = 10.0) -> None:
-        """Until the account shows OK (REGISTER_OK arrives too early to catch on a new
-        connection, so `reginfo` is polled as well)."""
+        """Until the account shows OK (REGISTER_OK may come before our connection does, so
+        `reginfo` is polled as well); a refused registration raises at once."""
+
+        def settled() -> bool:
+            state = self._registration_state()
+            if state == "failed" or self._saw("REGISTER_FAIL"):
+                raise LabError(
+                    f"baresip {self.user} registration refused; log:\n{tail(self.log_path)}"
+                )
+            return state == "ok" or self._saw("REGISTER_OK")
+
         try:
-            wait_until(
-                lambda: self._saw("REGISTER_OK") or self.registered(),
-                timeout,
-                interval=0.1,
-                message=f"baresip {self.user} registration",
-            )
+            wait_until(settled, timeout, interval=0.1, message=f"baresip {self.user} registration")
         except WaitTimeoutError as error:
             raise WaitTimeoutError(f"{error}; log:\n{tail(self.log_path)}") from error
 
     def registered(self) -> bool:
+        """Whether `reginfo` shows the account OK."""
+        return self._registration_state() == "ok"
+
+    def _registration_state(self) -> Literal["ok", "failed", "pending"]:
         data = _ANSI.sub("", self.command("reginfo").data)
-        return re.search(r"\sOK\s", data) is not None
+        if re.search(r"\sOK\s", data):
+            return "ok"
+        if re.search(r"\sERR\s", data):
+            return "failed"
+        return "pending"
 
     def _saw(self, event_type: str) -> bool:
         return any(event.type == event_type for event in self.ctrl.events)

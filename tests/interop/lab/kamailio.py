@@ -161,6 +161,10 @@ def build_database(path: Path, users: Mapping[str, str], domain: str = LAB_DOMAI
         )
     path.unlink(missing_ok=True)
     with sqlite3.connect(path) as db:
+        # db_sqlite sets no busy timeout: in the default rollback journal a digest check in
+        # one Kamailio worker fails ("database is locked") while another stores a PUBLISH.
+        # WAL lets readers run beside the writer; the mode is stored in the file.
+        db.execute("PRAGMA journal_mode=WAL")
         for name in SQL_SCRIPTS:
             db.executescript((SQL_DIR / name).read_text(encoding="utf-8"))
     for user, password in users.items():
