@@ -36,7 +36,8 @@ Kamailio (tests/interop/lab/kamailio.py)
     .registered_users() -> list[str]   every AoR in the location table
     .add_user(user, password)          also while running
     .rpc(method, *params) -> result    any Kamailio RPC (JSON-RPC over a datagram socket)
-    .stop(grace=5.0)  .kill()  .restart(timeout=10.0)  (same ports and DB, empty location)
+    .stop(grace=5.0)  .kill()  .restart(timeout=10.0)  (same ports and DB, empty location;
+    the port stays leased from start to close, so no other lab peer gets it meanwhile)
 Sipp (tests/interop/lab/sipp.py)
     .run(scenario, remote_port=None, *, timeout=30.0, service=None, auth=None, keys=None,
          calls=1, rate=None, transport="udp", extra_args=()) -> SippResult
@@ -55,13 +56,15 @@ Baresip (tests/interop/lab/baresip.py)
     .dial(uri)  .accept()  .hangup()  .command(name, params=None) -> BaresipResponse
     .wait_event(type_name_or_predicate, timeout=10.0) -> BaresipEvent (type, klass, account,
     direction, peer, call_id, param, raw): the oldest event not returned before
-    .events -> list[BaresipEvent]  .wait_registered(timeout)  .stop()
+    .events -> list[BaresipEvent]  .stop()
+    .wait_registered(timeout=10.0)   (start() does it; a refused registration raises at once)
 Capture (tests/interop/lab/capture.py)
     .sip_messages() -> list[SipPacket] (time, transport, src_port, dst_port, method, status,
     call_id, cseq_method, summary "REGISTER" / "401 REGISTER"); stops the capture first.
 Helpers (tests/interop/lab/)
     util.wait_until(predicate, timeout, interval=0.05, message=...)  for states without events
     ports.free_port(kind="both"|"udp"|"tcp")  ports.free_port_block(size, kind)
+    ports.lease_port(kind) -> PortLease (.port, .release())  ports.is_leased(port)
     probe.options_ping(port, *, host, transport, timeout) -> status line
     audio.write_tone_wav(path, *, seconds=60, frequency=700, amplitude=0.3, rate=8000)
 """

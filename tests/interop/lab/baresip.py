@@ -78,6 +78,8 @@ class BaresipEvent:
 
 @dataclass(frozen=True)
 class BaresipResponse:
+    """A command's answer: `ok` and the text baresip's menu would have printed."""
+
     ok: bool
     data: str
 
@@ -86,6 +88,7 @@ EventMatch = str | Callable[[BaresipEvent], bool]
 
 
 def netstring(payload: bytes) -> bytes:
+    """ctrl_tcp framing: b"<length>:<payload>,"."""
     return str(len(payload)).encode() + b":" + payload + b","
 
 
