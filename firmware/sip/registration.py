@@ -18,13 +18,9 @@ Timing rules, all relative to the moment the REGISTER was sent:
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import NamedTuple
 
 from firmware.sip.auth import AuthError, DigestClient, auth_header_names, choose_challenge
 from firmware.sip.errors import ParseError
-from firmware.sip.headers import MAX_DELTA_SECONDS
 from firmware.sip.message import Request, Response
 from firmware.sip.registration_messages import (
     Originator,
@@ -41,10 +37,35 @@ from firmware.sip.registration_messages import (
     retry_after,
     same_address,
 )
+from firmware.sip.registration_types import (
+    DEFAULT_ALLOW,
+    OutgoingRequest,
+    Registered,
+    RegistrationEvent,
+    RegistrationFailed,
+    RegistrationSettings,
+    RegistrationState,
+    RequestPurpose,
+    Unregistered,
+)
 from firmware.sip.transport_types import Address, Target
 from firmware.sip.uri import Uri
 
-DEFAULT_ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "MESSAGE", "NOTIFY")
+__all__ = [
+    "DEFAULT_ALLOW",
+    "OutgoingRequest",
+    "Registered",
+    "Registration",
+    "RegistrationEvent",
+    "RegistrationFailed",
+    "RegistrationSettings",
+    "RegistrationState",
+    "RequestPurpose",
+    "Unregistered",
+    "backoff_delay",
+    "refresh_delay",
+]
+
 REFRESH_MARGIN = 5.0
 """Seconds before expiry a refresh is sent at the least (a quarter of the lifetime if more)."""
 RETRY_AFTER_CAP = 3600.0
@@ -53,94 +74,6 @@ until it reboots."""
 MAX_QUICK_RETRIES = 4
 """Immediate re-sends (answers to challenges, 423 corrections) one attempt may make: enough for
 a proxy and a registrar challenge plus a stale nonce, never a tight loop."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RegistrationSettings:
-    """One account's registration, in plain values (the core does not read the config)."""
-
-    aor: Uri
-    registrars: tuple[Uri, ...]
-    outbound_proxy: Uri | None = None
-    username: str
-    password: str = field(repr=False)
-    display_name: str | None = None
-    expires: int = 600
-    keepalive_interval: float = 25.0
-    retry_min: float = 5.0
-    retry_max: float = 300.0
-    user_agent: str
-    allow: tuple[str, ...] = DEFAULT_ALLOW
-
-    def __post_init__(self) -> None:
-        if not self.aor.is_sip or not self.aor.user:
-            raise ValueError(f"the address of record must be a SIP URI with a user: {self.aor}")
-        if not self.registrars:
-            raise ValueError("at least one registrar is needed")
-        if not 1 <= self.expires <= MAX_DELTA_SECONDS:
-            raise ValueError(f"expires must be 1..{MAX_DELTA_SECONDS}, got {self.expires}")
-        if self.keepalive_interval < 0:
-            raise ValueError(f"keepalive_interval cannot be negative: {self.keepalive_interval}")
-        if not 0 < self.retry_min <= self.retry_max:
-            raise ValueError(
-                f"need 0 < retry_min <= retry_max, got {self.retry_min} and {self.retry_max}"
-            )
-
-
-class RegistrationState(StrEnum):
-    IDLE = "idle"
-    REGISTERING = "registering"
-    REGISTERED = "registered"
-    RETRY_WAIT = "retry-wait"
-    UNREGISTERING = "unregistering"
-    UNREGISTERED = "unregistered"
-
-
-class RequestPurpose(StrEnum):
-    REGISTER = "register"
-    """A REGISTER, un-REGISTER included."""
-    KEEPALIVE = "keepalive"
-    """An OPTIONS keep-alive on UDP."""
-
-
-class OutgoingRequest(NamedTuple):
-    """A request for the core to send as a new client transaction to `target`."""
-
-    request: Request
-    target: Target
-    purpose: RequestPurpose
-
-
-@dataclass(frozen=True, kw_only=True)
-class Registered:
-    """The registrar holds `contact` for `aor` for `expires` seconds; sent after every
-    successful REGISTER, refreshes included. `note` says what was odd about the 2xx."""
-
-    aor: Uri
-    contact: Uri
-    expires: int
-    note: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class RegistrationFailed:
-    """A REGISTER failed; the next attempt goes out in `retry_in` seconds (0: at once, to the
-    next registrar). `status` is None for a timeout or a transport failure."""
-
-    aor: Uri
-    status: int | None
-    reason: str
-    retry_in: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class Unregistered:
-    """The registration ended after `stop()` (whether or not the registrar confirmed)."""
-
-    aor: Uri
-
-
-RegistrationEvent = Registered | RegistrationFailed | Unregistered
 
 
 def refresh_delay(granted: float) -> float:
@@ -312,9 +245,7 @@ class Registration:
             self._pending = None
             self._fail(now, None, reason)
         elif self._is_pending_keepalive(method, call_id):
-            self._keepalive_pending = None
-            if self.state is RegistrationState.REGISTERED:
-                self._begin(now)
+            self._begin(now)  # the path is gone: re-register now, not at the refresh
 
     def handle_timer(self, now: float) -> None:
         if self._deadline is not None and now >= self._deadline:
@@ -397,6 +328,7 @@ class Registration:
         )
 
     def _is_pending_keepalive(self, method: str, call_id: str) -> bool:
+        """Only one OPTIONS is outstanding, and only while registered (`_enter` forgets it)."""
         pending = self._keepalive_pending
         return pending is not None and method == "OPTIONS" and call_id == pending.call_id
 
@@ -495,7 +427,7 @@ class Registration:
         """Any answer shows the path works; one that saw us elsewhere (a NAT rebinding)
         re-registers with the corrected Contact."""
         seen = self._seen_elsewhere(response)
-        if seen is not None and self.state is RegistrationState.REGISTERED:
+        if seen is not None:
             self._public = seen
             self._begin(now)
 

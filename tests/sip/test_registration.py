@@ -31,6 +31,7 @@ from firmware.sip.registration import (
     backoff_delay,
     refresh_delay,
 )
+from firmware.sip.transaction import ResponseReceived, TransactionLayer, TransactionTimeout
 from firmware.sip.transport_types import Address, Target
 from firmware.sip.uri import NameAddr, Uri, parse_uri
 
@@ -551,15 +552,16 @@ def test_refused_preemptive_credentials_on_a_refresh_are_not_a_wrong_password() 
     assert [type(e) for e in phone.events()] == [Registered]
 
 
-def test_a_second_challenge_for_the_same_credentials_is_a_wrong_password() -> None:
-    server = DigestServer(401)
+@pytest.mark.parametrize("status", [401, 407])
+def test_a_second_challenge_for_the_same_credentials_is_a_wrong_password(status: int) -> None:
+    server = DigestServer(status)
     phone = Phone()
     phone.reg.start(0.0)
     phone.answer(server.challenge(phone.register()))
     phone.answer(server.challenge(phone.register()))
     [event] = phone.events()
     assert isinstance(event, RegistrationFailed)
-    assert event.status == 401
+    assert event.status == status
     assert "wrong user name or password" in event.reason
     assert event.retry_in == 5.0
     assert phone.sent() == []
@@ -568,7 +570,7 @@ def test_a_second_challenge_for_the_same_credentials_is_a_wrong_password() -> No
 
     # The next attempt starts clean: no replay of the refused credentials.
     phone.advance()
-    assert "Authorization" not in phone.register().headers
+    assert server.names.credentials not in phone.register().headers
 
 
 def test_a_wrong_password_sends_a_bounded_number_of_registers_in_ten_minutes() -> None:
@@ -1099,3 +1101,48 @@ def test_trusted_sources_follow_the_registrar_in_use() -> None:
     assert phone.reg.trusted_sources() == (Address("pbx.example", 5060),)
     phone.fail(phone.register())
     assert phone.reg.trusted_sources() == (Address("10.0.0.9", 5070),)
+
+
+# Through the real transaction layer
+
+
+def test_requests_pass_the_transaction_layer_and_its_timeouts_route_back() -> None:
+    """What the UA core does: send each request as a client transaction and hand a Timer F
+    timeout back with its request. A lost REGISTER fails at 32 s; a lost keep-alive at 57 s
+    re-registers at once."""
+    layer = TransactionLayer()
+    phone = Phone()
+    phone.reg.start(0.0)
+
+    def send_and_run(until: float) -> list[TransactionTimeout]:
+        timeouts = []
+        for request, target, _ in phone.reg.take_requests():
+            layer.send_request(request, target, phone.now)
+        while (deadline := layer.get_timer()) is not None and deadline <= until:
+            phone.now = deadline
+            layer.handle_timer(deadline)
+            while (event := layer.next_event()) is not None:
+                if isinstance(event, TransactionTimeout):
+                    timeouts.append(event)
+        return timeouts
+
+    [timeout] = send_and_run(100.0)
+    assert timeout.request.method == "REGISTER"
+    phone.reg.handle_failure(32.0, "timeout", request=timeout.request)
+    assert phone.events() == [
+        RegistrationFailed(aor=AOR, status=None, reason="timeout", retry_in=5.0)
+    ]
+    phone.advance()
+    [(register, target, _)] = phone.sent()
+    key = layer.send_request(register, target, phone.now)
+    layer.receive(ok(register), target.address, "udp", phone.now)
+    [event] = [e for e in iter(layer.next_event, None) if isinstance(e, ResponseReceived)]
+    assert event.key == key
+    phone.answer(event.response)
+    assert isinstance(phone.events()[0], Registered)
+
+    phone.advance()  # the keep-alive at 37 + 25
+    [timeout] = send_and_run(200.0)
+    assert timeout.request.method == "OPTIONS"
+    phone.reg.handle_failure(phone.now, "timeout", request=timeout.request)
+    assert phone.register().cseq.seq == 3
