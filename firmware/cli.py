@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--sim", action="store_true", help="use the simulated twin of every hardware backend"
     )
+    run.add_argument(
+        "--control",
+        type=Path,
+        metavar="PATH",
+        help="serve the JSON-lines control socket at PATH (overrides control.socket)",
+    )
 
     check = commands.add_parser("check-config", help="validate a configuration file statically")
     check.add_argument(
@@ -57,7 +63,7 @@ def _check_config(path: Path | None) -> int:
     return EXIT_OK
 
 
-def _run(path: Path | None, sim: bool) -> int:
+def _run(path: Path | None, sim: bool, control: Path | None) -> int:
     from firmware import app
 
     try:
@@ -66,7 +72,7 @@ def _run(path: Path | None, sim: bool) -> int:
         for issue in error.issues:
             print(issue, file=sys.stderr)
         return EXIT_CONFIG
-    return app.run(settings, simulate=sim)
+    return app.run(settings, simulate=sim, control_path=control)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,4 +82,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if exit_.code not in (0, None) else EXIT_OK
     if args.command == "check-config":
         return _check_config(args.file)
-    return _run(args.config, args.sim)
+    return _run(args.config, args.sim, args.control)

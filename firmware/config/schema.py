@@ -163,6 +163,21 @@ class SipConfig:
             check=checks.between(0, 3600, "seconds"),
         ),
     )
+    register_retry_min: float = field(
+        default=5.0,
+        metadata=about(
+            "Seconds before the first retry after a failed registration; each further failure"
+            " doubles the wait (with jitter) up to register_retry_max. It never gives up.",
+            check=checks.between(0.1, 3600.0, "seconds"),
+        ),
+    )
+    register_retry_max: float = field(
+        default=300.0,
+        metadata=about(
+            "Longest wait between registration retries, in seconds.",
+            check=checks.between(0.1, 86400.0, "seconds"),
+        ),
+    )
     accounts: tuple[AccountConfig, ...] = field(
         default=(),
         metadata=about("Accounts to register, each a mapping with these keys:", key="uri"),

@@ -1,0 +1,39 @@
+"""The control socket's commands, each a thin call into the user agent.
+
+Names and fields are the contract documented in the README; keep them stable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from firmware.control import CommandError, UnknownCommand
+from firmware.ua import UserAgent
+
+
+class Commands:
+    def __init__(self, ua: UserAgent) -> None:
+        self._ua = ua
+
+    def __call__(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
+        if command == "status":
+            return self._ua.status()
+        if command in ("register", "unregister"):
+            account = args.get("account")
+            if account is not None and not isinstance(account, str):
+                raise CommandError("'account' must be a SIP URI string")
+            try:
+                if command == "register":
+                    self._ua.register(account)
+                else:
+                    self._ua.unregister(account)
+            except KeyError as error:
+                raise CommandError(str(error.args[0])) from None
+            return {}
+        if command == "trace":
+            enabled = args.get("on")
+            if not isinstance(enabled, bool):
+                raise CommandError("'on' must be true or false")
+            self._ua.set_trace(enabled)
+            return {"on": enabled}
+        raise UnknownCommand(f"unknown command {command!r}")

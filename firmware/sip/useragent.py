@@ -1,0 +1,325 @@
+"""The user-agent core: one pure object that turns datagrams and time into events and bytes.
+
+It owns the transaction layer and the usages (registration now; calls, messages and
+subscriptions later), applies the origin rules before any usage sees a request, and answers
+what no usage claims (OPTIONS, unknown methods). The stack thread drives it through the
+`firmware.transport.Core` protocol and never looks inside.
+
+Origin rules (security by default): while an account is registered, a request is served
+only when it comes from that account's registrar or outbound proxy — the address *and*
+port its REGISTER was answered from — and its Request-URI carries the unguessable Contact
+token registered for it. With no account registered, only `trusted` sources are served.
+A User-Agent header proves nothing and is not looked at.
+"""
+
+import ipaddress
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from firmware.sip import events
+from firmware.sip.errors import ParseError
+from firmware.sip.events import UaEvent
+from firmware.sip.message import Request, Response
+from firmware.sip.parser import parse_message
+from firmware.sip.registration import (
+    Registered,
+    Registration,
+    RegistrationFailed,
+    RegistrationSettings,
+    RegistrationState,
+    Unregistered,
+)
+from firmware.sip.timers import TimerConfig
+from firmware.sip.transaction import (
+    AckReceived,
+    RequestReceived,
+    ResponseReceived,
+    StrayResponse,
+    TransactionKey,
+    TransactionLayer,
+    TransactionTimeout,
+    Transmit,
+    TransportFailed,
+)
+from firmware.sip.transport_types import Address, Target
+from firmware.sip.wire import Outgoing, rejection_for_unparsable
+
+ALLOWED_METHODS = ("OPTIONS", "ACK", "CANCEL")
+"""What this core answers itself; the call and message usages add theirs."""
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    }
+)
+ACCEPTED_BODIES = "application/sdp"
+SUPPORTED_EXTENSIONS = ""
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreSettings:
+    """What the core needs of the configuration, in plain values (the core never reads YAML)."""
+
+    timers: TimerConfig = field(default_factory=TimerConfig)
+    user_agent: str = "deskphone"
+    trusted: tuple[Network, ...] = ()
+    accounts: tuple[RegistrationSettings, ...] = ()
+    transport: str = "udp"
+
+
+@dataclass(eq=False)
+class _Account:
+    settings: RegistrationSettings
+    registration: Registration
+    token: str
+    pending: set[TransactionKey] = field(default_factory=set)
+    trusted_source: Address | None = None
+    last_source: Address | None = None
+    announced: bool = False
+
+
+class UserAgentCore:
+    """Pure: every entry point takes `now`; nothing here reads a clock or opens a socket."""
+
+    def __init__(
+        self,
+        settings: CoreSettings,
+        local: Address,
+        *,
+        new_token: Callable[[], str],
+        jitter: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.local = local
+        self._new_token = new_token
+        self._transactions = TransactionLayer(settings.timers)
+        self._outgoing: list[Outgoing] = []
+        self._events: deque[UaEvent] = deque()
+        self.accounts = [self._account(account, jitter) for account in settings.accounts]
+
+    def _account(self, settings: RegistrationSettings, jitter: Callable[[], float]) -> _Account:
+        token = self._new_token()
+        registration = Registration(
+            settings,
+            local=Target(self.settings.transport, self.local.host, self.local.port),
+            contact_user=token,
+            call_id=self._new_token(),
+            new_tag=self._new_token,
+            new_branch=lambda: "z9hG4bK" + self._new_token(),
+            new_cnonce=self._new_token,
+            jitter=jitter,
+        )
+        return _Account(settings, registration, token)
+
+    # -- commands ------------------------------------------------------------------------
+    def register(self, now: float, aor: str | None = None) -> None:
+        for account in self._select(aor):
+            account.registration.start(now)
+        self._pump(now)
+
+    def unregister(self, now: float, aor: str | None = None) -> None:
+        for account in self._select(aor):
+            account.registration.stop(now)
+        self._pump(now)
+
+    def _select(self, aor: str | None) -> list[_Account]:
+        if aor is None:
+            return list(self.accounts)
+        chosen = [a for a in self.accounts if str(a.settings.aor) == aor]
+        if not chosen:
+            raise KeyError(f"no account {aor}")
+        return chosen
+
+    def account_states(self) -> list[dict[str, str]]:
+        return [
+            {"uri": str(a.settings.aor), "state": a.registration.state.value} for a in self.accounts
+        ]
+
+    def next_event(self) -> UaEvent | None:
+        return self._events.popleft() if self._events else None
+
+    # -- the stack thread's side (firmware.transport.Core) -------------------------------
+    def receive(self, data: bytes, source: tuple[str, int], transport: str, now: float) -> None:
+        origin = Address(*source)
+        try:
+            message = parse_message(data)
+        except ParseError as error:
+            rejection = rejection_for_unparsable(data, error, origin, transport)
+            if rejection is not None:
+                self._outgoing.append(rejection)
+            return
+        self._transactions.receive(message, origin, transport, now)
+        self._pump(now)
+
+    def transport_failed(self, transport: str, host: str, port: int, now: float) -> None:
+        self._transactions.transport_error(Target(transport, host, port))
+        self._pump(now)
+
+    def get_timer(self) -> float | None:
+        deadlines = [self._transactions.get_timer()]
+        deadlines += [a.registration.get_timer() for a in self.accounts]
+        present = [deadline for deadline in deadlines if deadline is not None]
+        return min(present) if present else None
+
+    def handle_timer(self, now: float) -> None:
+        self._transactions.handle_timer(now)
+        for account in self.accounts:
+            deadline = account.registration.get_timer()
+            if deadline is not None and deadline <= now:
+                account.registration.handle_timer(now)
+        self._pump(now)
+
+    def take_transmissions(self) -> list[Outgoing]:
+        outgoing, self._outgoing = self._outgoing, []
+        return outgoing
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _pump(self, now: float) -> None:
+        """Move everything the layers produced until nothing moves."""
+        progressed = True
+        while progressed:
+            progressed = False
+            for account in self.accounts:
+                progressed |= self._pump_account(account, now)
+            while (event := self._transactions.next_event()) is not None:
+                progressed = True
+                self._on_transaction_event(event, now)
+
+    def _pump_account(self, account: _Account, now: float) -> bool:
+        registration = account.registration
+        moved = False
+        for outgoing in registration.take_requests():
+            key = self._transactions.send_request(outgoing.request, outgoing.target, now)
+            account.pending.add(key)
+            moved = True
+        for target in registration.take_keepalives():
+            self._outgoing.append(Outgoing.of(target, b"\r\n\r\n"))
+        while (event := registration.next_event()) is not None:
+            moved = True
+            self._on_registration_event(account, event)
+        return moved
+
+    def _on_registration_event(
+        self, account: _Account, event: Registered | RegistrationFailed | Unregistered
+    ) -> None:
+        aor = str(account.settings.aor)
+        if isinstance(event, Registered):
+            account.trusted_source = account.last_source
+            if not account.announced:  # refreshes are not news
+                account.announced = True
+                self._events.append(UaEvent(events.REGISTERED, {"account": aor}))
+        elif isinstance(event, RegistrationFailed):
+            account.trusted_source = None
+            account.announced = False
+            self._events.append(
+                UaEvent(
+                    events.REGISTRATION_FAILED,
+                    {
+                        "account": aor,
+                        "status": event.status,
+                        "reason": event.reason,
+                        "retry_in": round(event.retry_in, 3),
+                    },
+                )
+            )
+        else:
+            account.trusted_source = None
+            account.announced = False
+            self._events.append(UaEvent(events.UNREGISTERED, {"account": aor}))
+
+    def _on_transaction_event(
+        self,
+        event: Transmit
+        | RequestReceived
+        | ResponseReceived
+        | TransactionTimeout
+        | TransportFailed
+        | StrayResponse
+        | AckReceived,
+        now: float,
+    ) -> None:
+        if isinstance(event, Transmit):
+            self._outgoing.append(Outgoing.of(event.target, bytes(event.message)))
+        elif isinstance(event, RequestReceived):
+            self._on_request(event, now)
+        elif isinstance(event, ResponseReceived):
+            account = self._owner(event.key)
+            if account is not None:
+                if event.response.status >= 200:
+                    account.pending.discard(event.key)
+                account.last_source = event.source
+                account.registration.handle_response(event.response, now)
+        elif isinstance(event, TransactionTimeout | TransportFailed):
+            account = self._owner(event.key)
+            if account is not None:
+                account.pending.discard(event.key)
+                reason = "timeout" if isinstance(event, TransactionTimeout) else "transport"
+                account.registration.handle_failure(now, reason, request=event.request)
+
+    def _owner(self, key: TransactionKey) -> _Account | None:
+        return next((a for a in self.accounts if key in a.pending), None)
+
+    # -- requests to us ------------------------------------------------------------------
+    def _on_request(self, event: RequestReceived, now: float) -> None:
+        request = event.request
+        if not self._origin_allowed(request, event.source):
+            self._respond(event.key, request, 403, "Forbidden (untrusted origin)", now)
+            return
+        if request.method == "OPTIONS":
+            self._respond(event.key, request, 200, None, now, capabilities=True)
+        elif request.method in KNOWN_METHODS:
+            self._respond(event.key, request, 405, None, now, capabilities=True)
+        else:
+            self._respond(event.key, request, 501, None, now)
+
+    def _origin_allowed(self, request: Request, source: Address) -> bool:
+        registered = [
+            a for a in self.accounts if a.registration.state is RegistrationState.REGISTERED
+        ]
+        if registered:
+            return any(
+                a.trusted_source == source and request.uri.user == a.token for a in registered
+            )
+        return _in_networks(source.host, self.settings.trusted)
+
+    def _respond(
+        self,
+        key: TransactionKey,
+        request: Request,
+        status: int,
+        reason: str | None,
+        now: float,
+        *,
+        capabilities: bool = False,
+    ) -> None:
+        response = Response.for_request(request, status, reason, to_tag=self._new_token())
+        response.headers.add("Server", self.settings.user_agent)
+        if capabilities:
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+            response.headers.add("Accept", ACCEPTED_BODIES)
+            response.headers.add("Supported", SUPPORTED_EXTENSIONS)
+        self._transactions.respond(key, response, now)
+        self._pump(now)
+
+
+def _in_networks(host: str, networks: Sequence[Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
