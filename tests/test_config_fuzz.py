@@ -24,7 +24,7 @@ BASES = {
     "full": (ROOT / "tests" / "data" / "config" / "full.yaml").read_text(encoding="utf-8"),
 }
 SEED = int(os.environ.get("DESKPHONE_FUZZ_SEED", "3261"))
-VARIANTS = int(os.environ.get("DESKPHONE_FUZZ_VARIANTS", "1200"))
+VARIANTS = int(os.environ.get("DESKPHONE_FUZZ_VARIANTS", "1000"))
 PASSWORD = "Pw-9f3e-never-shown"
 
 MAIN_WITH_SECRETS = """\
