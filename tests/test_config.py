@@ -89,6 +89,7 @@ def test_full_configuration_is_typed(here: Path) -> None:
     assert (sip.max_calls, sip.reject_status, sip.register_expires) == (1, 603, 3600)
     assert (sip.timers.t1, sip.timers.t2, sip.timers.t4) == (0.25, 2.0, 5.0)
     assert sip.keepalive_interval == 0
+    assert (sip.register_retry_min, sip.register_retry_max) == (2.0, 60.5)
     first, second = sip.accounts
     assert first == AccountConfig(
         uri="sip:1001@pbx.example",
@@ -311,6 +312,12 @@ def test_relative_paths_are_taken_from_the_files_directory(here: Path) -> None:
             "sip:\n  timers: {t1: 2, t2: 1}",
             "deskphone.yaml:2: sip.timers.t2: must be at least t1 (2.0), got 1.0",
             id="cross-field",
+        ),
+        pytest.param(
+            "sip:\n  register_retry_min: 60\n  register_retry_max: 30",
+            "deskphone.yaml:3: sip.register_retry_max: must be at least register_retry_min"
+            " (60.0), got 30.0",
+            id="cross-field-retry",
         ),
         pytest.param(
             "sip:\n  listen: 0.0.0.0:65536",

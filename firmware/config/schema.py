@@ -174,7 +174,7 @@ class SipConfig:
     register_retry_max: float = field(
         default=300.0,
         metadata=about(
-            "Longest wait between registration retries, in seconds.",
+            "Longest wait between registration retries, in seconds; at least register_retry_min.",
             check=checks.between(0.1, 86400.0, "seconds"),
         ),
     )
@@ -182,6 +182,14 @@ class SipConfig:
         default=(),
         metadata=about("Accounts to register, each a mapping with these keys:", key="uri"),
     )
+
+    def __post_init__(self) -> None:
+        if self.register_retry_max < self.register_retry_min:
+            raise SettingError(
+                "register_retry_max",
+                f"must be at least register_retry_min ({self.register_retry_min}),"
+                f" got {self.register_retry_max}",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
