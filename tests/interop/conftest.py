@@ -41,7 +41,8 @@ Kamailio (tests/interop/lab/kamailio.py)
 Sipp (tests/interop/lab/sipp.py)
     .run(scenario, remote_port=None, *, timeout=30.0, service=None, auth=None, keys=None,
          calls=1, rate=None, transport="udp", extra_args=()) -> SippResult
-    .start(same, ready_timeout=5.0) -> SippRun   (.local_port, .wait(timeout), .stop())
+    .start(same, ready_timeout=5.0) -> SippRun   (.local_port, .wait(timeout), .stop(),
+        .messages() so far, .wait_for_message(predicate, timeout=10.0) -> SippMessage)
     .register(remote_port, user, password, *, contact_port=None, expires=120) -> SippResult
     .options_load(remote_port, *, calls, rate, timeout=60.0) -> SippResult
     scenario: a bundled name (reg_auth, uac_auth_call, uac_cancel, uas_rr, message_uac,

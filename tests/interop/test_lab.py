@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+from typing import TypeVar
 
 import pytest
 
@@ -16,9 +17,16 @@ from tests.interop.lab.util import LOOPBACK, ToolMissingError, WaitTimeoutError,
 
 pytestmark = pytest.mark.interop
 
+T = TypeVar("T")
+
+
+def _without_retransmissions(items: list[T]) -> list[T]:
+    """Drop consecutive repeats: a loaded machine may make SIPp retransmit after 500 ms."""
+    return [item for index, item in enumerate(items) if index == 0 or items[index - 1] != item]
+
 
 def _statuses(result: SippResult) -> list[int | None]:
-    return [message.status for message in result.received()]
+    return _without_retransmissions([message.status for message in result.received()])
 
 
 def _contact_uri(header: str | None) -> str:
@@ -82,7 +90,8 @@ def test_wrong_password_is_refused(kamailio: Kamailio, sipp: Sipp) -> None:
     result = sipp.run("reg_auth", kamailio.port, service="1001", auth=("1001", "wrong"))
 
     assert result.returncode == 1
-    assert _statuses(result)[:2] == [401, 401]
+    statuses = [message.status for message in result.received()]
+    assert statuses.count(401) >= 2 and 200 not in statuses
     assert kamailio.location("1001") == []
 
 
@@ -173,6 +182,7 @@ def test_bundled_message_and_presence_scenarios(kamailio: Kamailio, sipp: Sipp) 
     assert inbox.wait(timeout=10).ok
 
     watcher = sipp.start("presence_sub", kamailio.port, service="1001", auth=("1002", "pass1002"))
+    watcher.wait_for_message(lambda m: m.direction == "received" and m.method == "NOTIFY")
     published = sipp.run("presence_pub", kamailio.port, service="1001", auth=("1001", "pass1001"))
     assert published.ok, published.describe()
     watched = watcher.wait(timeout=20)
@@ -227,7 +237,7 @@ def test_capture_sees_the_registration(
     packets = capture.sip_messages()
 
     assert result.ok
-    assert [packet.summary for packet in packets] == [
+    assert _without_retransmissions([packet.summary for packet in packets]) == [
         "REGISTER",
         "401 REGISTER",
         "REGISTER",

@@ -11,7 +11,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,6 +27,7 @@ from tests.interop.lab.util import (
     process_has_socket,
     spawn,
     tail,
+    wait_until,
 )
 
 SCENARIO_DIR = Path(__file__).with_name("sipp")
@@ -156,6 +157,23 @@ class SippRun:
     @property
     def running(self) -> bool:
         return self._proc.poll() is None
+
+    def messages(self) -> list[SippMessage]:
+        """What it has sent and received so far (SIPp writes its trace as it goes)."""
+        return parse_message_log(_read(self.rundir / "messages.log"))
+
+    def wait_for_message(
+        self, predicate: Callable[[SippMessage], bool], timeout: float = 10.0
+    ) -> SippMessage:
+        """The first traced message satisfying `predicate`, once there is one."""
+        found: list[SippMessage] = []
+
+        def seen() -> bool:
+            found[:] = [message for message in self.messages() if predicate(message)][:1]
+            return bool(found)
+
+        wait_until(seen, timeout, message=f"sipp message in {self.rundir.name}")
+        return found[0]
 
     def wait(self, timeout: float) -> SippResult:
         """Wait for SIPp to finish its calls; kill it and raise if it overruns `timeout`."""
