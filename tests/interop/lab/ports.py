@@ -36,26 +36,41 @@ class PortLease:
         self._lock = lock
 
     def release(self) -> None:
-        self._lock.close()
+        if not self._lock.closed:
+            _lock_path(self.port).unlink(missing_ok=True)
+            self._lock.close()
 
 
-def _try_lock(port: int) -> BinaryIO | None:
+def _lock_path(port: int) -> Path:
+    return _LEASE_DIR / f"{port}.lock"
+
+
+def _acquire(port: int) -> BinaryIO | None:
     _LEASE_DIR.mkdir(exist_ok=True)
-    lock = (_LEASE_DIR / f"{port}.lock").open("ab")
+    path = _lock_path(port)
+    lock = path.open("ab")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        return None
-    return lock
+        # A releasing holder unlinks the file: ours must still be the one at `path`.
+        if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+            return lock
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    lock.close()
+    return None
 
 
 def is_leased(port: int) -> bool:
     """Whether some live lab process (this one included) holds a lease on `port`."""
-    lock = _try_lock(port)
-    if lock is None:
-        return True
-    lock.close()
+    try:
+        probe = _lock_path(port).open("rb")
+    except FileNotFoundError:
+        return False
+    with probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
     return False
 
 
@@ -107,7 +122,7 @@ def lease_port(kind: PortKind = "both") -> PortLease:
     """A free port that other lab processes will not be given until the lease is released."""
     for _ in range(_ATTEMPTS):
         port = free_port(kind)
-        lock = _try_lock(port)
+        lock = _acquire(port)
         if lock is not None:
             return PortLease(port, lock)
     raise LabError(f"could not lease a free {kind} port on {LOOPBACK}")
