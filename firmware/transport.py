@@ -296,6 +296,8 @@ class StackThread:
             self._resolve_then_send(outgoing)
             return
         if outgoing.transport == "udp":
+            if self._udp.family == socket.AF_INET6 and ":" not in address:
+                address = f"::ffff:{address}"  # IPv4 through the dual-stack socket
             try:
                 self._udp.sendto(outgoing.data, (address, outgoing.port))
             except OSError as error:
@@ -332,7 +334,7 @@ class StackThread:
         def deliver(done: Future[str | None]) -> None:
             self.post(lambda now: self._resolved_one(host, done, now))
 
-        self._resolver.submit(_resolve, host).add_done_callback(deliver)
+        self._resolver.submit(_resolve, host, self._udp.family).add_done_callback(deliver)
 
     def _resolved_one(self, host: str, done: Future[str | None], now: float) -> None:
         address = None if done.cancelled() or done.exception() else done.result()
@@ -358,9 +360,12 @@ def _printable(data: bytes) -> str:
     return data.decode("utf-8", "replace").rstrip("\r\n")
 
 
-def _resolve(host: str) -> str | None:
+def _resolve(host: str, family: socket.AddressFamily) -> str | None:
+    """An address our sockets can reach: IPv4 for an IPv4 socket (a name with both kinds of
+    address lists IPv6 first), either for a dual-stack one."""
+    wanted = socket.AF_INET if family == socket.AF_INET else socket.AF_UNSPEC
     try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        infos = socket.getaddrinfo(host, None, wanted, socket.SOCK_DGRAM)
     except OSError:
         return None
     return str(infos[0][4][0]) if infos else None

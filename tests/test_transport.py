@@ -168,3 +168,18 @@ def test_refused_tcp_connection_is_a_transport_failure(stack: StackThread) -> No
 
         stack.post(send)
         assert _core(stack).failures.get(timeout=TIMEOUT) == ("tcp", "127.0.0.1", port)
+
+
+def test_dual_stack_listen_serves_ipv4_and_ipv6() -> None:
+    thread = StackThread(RecordingCore, "[::]:0")
+    thread.start()
+    try:
+        port = thread.local_address[1]
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            with socket.socket(family, socket.SOCK_DGRAM) as peer:
+                peer.settimeout(TIMEOUT)
+                peer.bind((host, 0))
+                peer.sendto(b"ping", (host, port))
+                assert peer.recv(100) == b"echo ping"
+    finally:
+        thread.stop()
