@@ -200,17 +200,17 @@ def _check_entries(entries: list[tuple[str, str, str]]) -> str:
                     present |= _VIA
             elif value:
                 present |= _VIA
-                if not _VIA_FAST.fullmatch(value) or not _rport_is_plain(value):
+                if not plain_via(value):
                     parse_via(value)
         elif kind == _CONTACT:
             contact_lines += 1
             if value == "*":
                 wildcard = True
-            elif not _NAME_ADDR_FAST.fullmatch(value) or _CONTACT_CHECKED.search(value):
+            elif not plain_contact(value):
                 parse_contact_list(value)
         elif kind & (_FROM | _TO):
             present |= kind
-            if not _NAME_ADDR_FAST.fullmatch(value):
+            if not plain_name_addr(value):
                 parse_name_addr(value)
         elif kind == _CSEQ:
             present |= _CSEQ
@@ -233,10 +233,24 @@ def _check_entries(entries: list[tuple[str, str, str]]) -> str:
     return cseq_method
 
 
-def _rport_is_plain(via: str) -> bool:
-    """True when the first `rport=` of a Via is a port number (or there is none)."""
-    match = _RPORT.search(via)
-    return match is None or (len(match[1]) <= 4 and match[1].isdigit())
+def plain_via(value: str) -> bool:
+    """True for a Via value of the everyday shape, which `parse_via` is sure to accept."""
+    if not _VIA_FAST.fullmatch(value):
+        return False
+    rport = _RPORT.search(value)
+    return rport is None or (len(rport[1]) <= 4 and rport[1].isdigit())
+
+
+def plain_name_addr(value: str) -> bool:
+    """True for a From/To value of the everyday shape, which `parse_name_addr` is sure to
+    accept."""
+    return _NAME_ADDR_FAST.fullmatch(value) is not None
+
+
+def plain_contact(value: str) -> bool:
+    """True for one Contact value of the everyday shape without `expires` or `q`, which
+    `parse_contact_list` is sure to accept."""
+    return _NAME_ADDR_FAST.fullmatch(value) is not None and not _CONTACT_CHECKED.search(value)
 
 
 _VIA, _FROM, _TO, _CALL_ID, _CSEQ, _CONTACT, _MAX_FORWARDS, _EXPIRES = (1 << n for n in range(8))
