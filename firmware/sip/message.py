@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from firmware.sip.errors import ParseError
 from firmware.sip.headers import ContentType, CSeq, Headers, Via
-from firmware.sip.uri import NameAddr, Uri
+from firmware.sip.uri import NameAddr, Uri, parse_uri
 
 SIP_VERSION = "SIP/2.0"
 
@@ -200,7 +200,7 @@ class Message(ABC):
 class Request(Message):
     """A SIP request. `uri` is the Request-URI; the version is always SIP/2.0."""
 
-    __slots__ = ("method", "uri")
+    __slots__ = ("_uri", "_uri_text", "method")
 
     def __init__(
         self,
@@ -211,7 +211,31 @@ class Request(Message):
     ) -> None:
         super().__init__(_headers(headers), body)
         self.method = method
-        self.uri = uri
+        self._uri: Uri | None = uri
+        self._uri_text = ""
+
+    @classmethod
+    def parsed(cls, method: str, uri_text: str, headers: Headers, body: bytes) -> "Request":
+        """For the parser: a request whose Request-URI text is known to parse, and is parsed
+        only when `uri` is first read."""
+        request = cls.__new__(cls)
+        request.headers = headers
+        request.body = body
+        request.method = method
+        request._uri = None
+        request._uri_text = uri_text
+        return request
+
+    @property
+    def uri(self) -> Uri:
+        """The Request-URI."""
+        if self._uri is None:
+            self._uri = parse_uri(self._uri_text, any_scheme=True)
+        return self._uri
+
+    @uri.setter
+    def uri(self, value: Uri) -> None:
+        self._uri = value
 
     def _start_line(self) -> str:
         return f"{self.method} {self.uri} {SIP_VERSION}"

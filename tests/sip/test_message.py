@@ -165,9 +165,9 @@ def replace(old: bytes, new: bytes) -> bytes:
         ),
         (replace(b"Via: SIP/2.0/UDP", b"Via: SIP/2.0/"), 400, "malformed Via"),
         (replace(b"To: Bob", b"To: Bob,"), 400, "non-token characters"),
-        (replace(b"To: Bob", b"To: Bob\r\nTo: Bob"), 400, "more than one To header"),
+        (replace(b"To: Bob", b"To: <sip:b@c>\r\nTo: Bob"), 400, "more than one To header"),
         (replace(b"Contact: <", b"Contact: ;<"), 400, "non-token characters"),
-    ][:-1],
+    ],
 )
 def test_malformed_requests(data: bytes, status: int, reason: str) -> None:
     with pytest.raises(ParseError, match=reason) as caught:
