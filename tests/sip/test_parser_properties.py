@@ -12,12 +12,13 @@ and keep no database, so every run tries the same inputs.
 """
 
 import ipaddress
+import itertools
 import re
 import string
 from dataclasses import dataclass
 from random import Random
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from firmware.sip import ParseError, Request, Response, StreamFramer, Uri, parse_message
@@ -556,6 +557,10 @@ def test_fast_checks_accept_only_what_the_full_parser_accepts(value: str) -> Non
 def test_framer_cuts_a_stream_back_into_its_messages(specs: list[Spec], cuts: list[int]) -> None:
     frames = [bytes(parse_message(spec.wire)) for spec in specs]
     stream = KEEPALIVE_PING.join(frames)
+    # A read that ends half-way through a ping is taken as a pong by design (see framing.py):
+    # such cuts are the framer's documented trade-off, not a framing error.
+    ping_middles = set(itertools.accumulate(len(frame) + 4 for frame in frames[:-1]))
+    assume(all(min(cut, len(stream)) + 2 not in ping_middles for cut in cuts))
     framer = StreamFramer()
     received: list[bytes] = []
     previous = 0
