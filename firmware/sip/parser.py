@@ -29,9 +29,6 @@ MAX_MESSAGE_SIZE = 65535
 _FOLD = re.compile(r"\r\n[ \t]+")
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _SIP_VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
-_SINGLETONS = frozenset(
-    ("call-id", "cseq", "from", "to", "max-forwards", "expires", "content-length", "content-type")
-)
 
 
 def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request | Response:
@@ -97,7 +94,7 @@ def _header_entries(lines: list[str]) -> tuple[list[tuple[str, str, str]], int |
     returned message cannot fail.
     """
     entries: list[tuple[str, str, str]] = []
-    seen: set[str] = set()
+    seen = 0
     content_length: int | None = None
     present = 0
     cseq_method = ""
@@ -118,13 +115,13 @@ def _header_entries(lines: list[str]) -> tuple[list[tuple[str, str, str]], int |
                 entries.append((name.lower(), name, value))
                 continue
         key, canonical, kind = known
-        if key in _SINGLETONS:
-            if key in seen:
-                raise ParseError(f"more than one {canonical} header")
-            seen.add(key)
         if not kind:
             entries.append((key, canonical, value))
             continue
+        if kind & _SINGLETONS:
+            if seen & kind:
+                raise ParseError(f"more than one {canonical} header")
+            seen |= kind
         if kind == _CONTENT_LENGTH:
             content_length = _content_length(value)
             continue
@@ -160,7 +157,7 @@ def _header_entries(lines: list[str]) -> tuple[list[tuple[str, str, str]], int |
         elif kind == _MAX_FORWARDS:
             if not (len(value) <= 2 and value.isascii() and value.isdigit()):
                 parse_bounded_int(value, 255, "Max-Forwards")
-        elif not (len(value) <= 9 and value.isascii() and value.isdigit()):
+        elif kind == _EXPIRES and not (len(value) <= 9 and value.isascii() and value.isdigit()):
             parse_bounded_int(value, MAX_DELTA_SECONDS, "Expires")
     if present != _REQUIRED:
         for flag, required in _REQUIRED_NAMES:
@@ -230,9 +227,22 @@ def plain_contact(value: str) -> bool:
     return _CONTACT_FAST.fullmatch(value) is not None
 
 
-_VIA, _FROM, _TO, _CALL_ID, _CSEQ, _CONTACT, _MAX_FORWARDS, _EXPIRES, _CONTENT_LENGTH = (
-    1 << n for n in range(9)
+(
+    _VIA,
+    _FROM,
+    _TO,
+    _CALL_ID,
+    _CSEQ,
+    _CONTACT,
+    _MAX_FORWARDS,
+    _EXPIRES,
+    _CONTENT_LENGTH,
+    _CONTENT_TYPE,
+) = (1 << n for n in range(10))
+_SINGLETONS = (
+    _FROM | _TO | _CALL_ID | _CSEQ | _MAX_FORWARDS | _EXPIRES | _CONTENT_LENGTH | _CONTENT_TYPE
 )
+"""The headers a message may carry only once (RFC 3261 §7.3.1: not comma-separated lists)."""
 _CHECKED = {
     "via": _VIA,
     "from": _FROM,
@@ -243,6 +253,7 @@ _CHECKED = {
     "max-forwards": _MAX_FORWARDS,
     "expires": _EXPIRES,
     "content-length": _CONTENT_LENGTH,
+    "content-type": _CONTENT_TYPE,
 }
 _REQUIRED_NAMES = (
     (_VIA, "Via"),
