@@ -16,6 +16,7 @@ import statistics
 import sys
 import timeit
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,21 @@ def workload() -> dict[str, bytes]:
     return messages
 
 
-def rate(call: Callable[[], object], repeat: int, seconds: float) -> float:
-    """Median calls per second over `repeat` timed loops of about `seconds` each."""
-    timer = timeit.Timer(call)
-    number, elapsed = timer.autorange()
-    number = max(1, int(number * seconds / elapsed))
-    rates = [number / timer.timeit(number) for _ in range(repeat)]
-    return statistics.median(rates)
+class Job:
+    """One timed loop (a parser parsing, or serialising, one message), calibrated once."""
+
+    def __init__(self, call: Callable[[], object], seconds: float) -> None:
+        self.timer = timeit.Timer(call)
+        number, elapsed = self.timer.autorange()
+        self.number = max(1, int(number * seconds / elapsed))
+        self.rates: list[float] = []
+
+    def run(self) -> None:
+        self.rates.append(self.number / self.timer.timeit(self.number))
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
 
 
 def parsers() -> dict[str, tuple[Callable[[bytes], Any], Callable[[Any], bytes] | None]]:
@@ -108,42 +117,37 @@ def main() -> None:
 
     candidates = parsers()
     print(f"Python {sys.version.split()[0]}; medians of {options.repeat} runs; messages per second")
+    print("(vs pyVoIP: median over the runs of the ratio of two runs made one after the other)")
     print(f"{'message':32} {'parser':13} {'parse/s':>9} {'vs pyVoIP':>9} {'serialise/s':>11}")
     for label, data in workload().items():
-        results = {
-            name: measure(parse, serialise, data, options.repeat, options.seconds)
-            for name, (parse, serialise) in candidates.items()
-        }
-        baseline = results.get("pyVoIP 1.6.8")
-        for name, figures in results.items():
-            if isinstance(figures, str):
-                print(f"{label[:32]:32} {name:13} {figures}")
+        jobs: dict[str, tuple[Job, Job | None]] = {}
+        for name, (parse, serialise) in candidates.items():
+            try:
+                parsed = parse(data)
+            except Exception as error:  # noqa: BLE001 - another library's failure is a result
+                print(f"{label[:32]:32} {name:13} cannot parse it: {type(error).__name__}")
                 continue
-            parse_rate, write_rate = figures
+            jobs[name] = (
+                Job(partial(parse, data), options.seconds),
+                None if serialise is None else Job(partial(serialise, parsed), options.seconds),
+            )
+        for _ in range(options.repeat):  # interleaved, so a busy spell hits every parser alike
+            for parse_job, serialise_job in jobs.values():
+                parse_job.run()
+                if serialise_job is not None:
+                    serialise_job.run()
+        baseline = jobs.get("pyVoIP 1.6.8")
+        for name, (parse_job, serialise_job) in jobs.items():
             ratio = ""
-            if isinstance(baseline, tuple):
-                ratio = f"{parse_rate / baseline[0]:.2f}x"
-            written = "n/a" if write_rate is None else f"{write_rate:,.0f}"
-            print(f"{label[:32]:32} {name:13} {parse_rate:>9,.0f} {ratio:>9} {written:>11}")
+            if baseline is not None:
+                ratios = [
+                    ours / theirs
+                    for ours, theirs in zip(parse_job.rates, baseline[0].rates, strict=True)
+                ]
+                ratio = f"{statistics.median(ratios):.2f}x"
+            written = "n/a" if serialise_job is None else f"{serialise_job.median:,.0f}"
+            print(f"{label[:32]:32} {name:13} {parse_job.median:>9,.0f} {ratio:>9} {written:>11}")
         print()
-
-
-def measure(
-    parse: Callable[[bytes], Any],
-    serialise: Callable[[Any], bytes] | None,
-    data: bytes,
-    repeat: int,
-    seconds: float,
-) -> tuple[float, float | None] | str:
-    """(parse rate, serialise rate or None), or why this parser cannot take `data`."""
-    try:
-        parsed = parse(data)
-    except Exception as error:  # noqa: BLE001 - another library's failure is a result to print
-        return f"cannot parse it: {type(error).__name__}: {str(error)[:60]}"
-    parse_rate = rate(lambda: parse(data), repeat, seconds)
-    if serialise is None:
-        return parse_rate, None
-    return parse_rate, rate(lambda: serialise(parsed), repeat, seconds)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@ reads (RFC 3261 §7.3, §20).
 
 Values are kept as the unfolded strings that arrived, so a header the stack does not understand
 goes back out untouched. Typed values (`Via`, `CSeq`, `NameAddr`…) are parsed on first access and
-remembered until the headers change; `parse_message` calls the accessors it needs for validation,
-so their results are already at hand when the transaction layer asks.
+remembered until the headers change. `parse_message` has already checked that the core ones
+(Via, From, To, Call-ID, CSeq, Contact, Max-Forwards, Expires) parse, so on a received message
+their accessors cannot fail.
 """
 
 import re
