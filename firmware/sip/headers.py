@@ -593,10 +593,6 @@ class Headers:
     def copy(self) -> "Headers":
         return Headers.from_parsed(list(self._entries))
 
-    def serialize(self) -> str:
-        """The header lines as `Name: value\\r\\n`, in order."""
-        return "".join(f"{name}: {value}\r\n" for _, name, value in self._entries)
-
     def _typed(self, key: str, build: Callable[[], _T]) -> _T:
         if key in self._cache:
             return cast(_T, self._cache[key])
@@ -660,10 +656,6 @@ class Headers:
 
     def min_expires(self) -> int | None:
         return self._bounded("Min-Expires", MAX_DELTA_SECONDS)
-
-    def content_length(self) -> int | None:
-        """The Content-Length header's value (what the sender claimed), or None."""
-        return self._bounded("Content-Length", MAX_DELTA_SECONDS)
 
     def content_type(self) -> ContentType | None:
         def build() -> ContentType | None:
