@@ -286,3 +286,17 @@ def test_content_type_round_trip() -> None:
     value = parse_content_type('multipart/signed;protocol="application/pkcs7-signature"')
     assert value.param("protocol") == "application/pkcs7-signature"
     assert parse_content_type(str(value)) == value
+
+
+def test_copy_is_independent() -> None:
+    headers = Headers([("Via", "SIP/2.0/UDP a;branch=z9hG4bK1"), ("Min-Expires", "120")])
+    copied = headers.copy()
+    copied.add_first("Via", "SIP/2.0/UDP b;branch=z9hG4bK2")
+    assert [via.host for via in headers.vias()] == ["a"]
+    assert [via.host for via in copied.vias()] == ["b", "a"]
+    assert copied.min_expires() == 120
+
+
+def test_via_maddr_and_received() -> None:
+    via = parse_via("SIP/2.0/UDP a;maddr=239.255.255.1;received=192.0.2.9")
+    assert (via.maddr, via.received, via.has_rport) == ("239.255.255.1", "192.0.2.9", False)

@@ -231,3 +231,11 @@ def test_headers_object_is_shared_not_copied() -> None:
     headers = Headers([("Call-ID", "a@b")])
     request = Request("OPTIONS", parse_uri("sip:a@b"), headers)
     assert request.headers is headers
+
+
+def test_status_class_and_lazy_request_uri() -> None:
+    assert Response(183).status_class == 1 and Response(486).status_class == 4
+    request = invite()
+    assert request.uri == parse_uri("sip:bob@biloxi.example.com")
+    request.uri = parse_uri("sip:bob@192.0.2.4:5070")
+    assert bytes(request).startswith(b"INVITE sip:bob@192.0.2.4:5070 SIP/2.0\r\n")

@@ -232,3 +232,14 @@ def test_params_with_lws_and_quotes() -> None:
         ("x", '"a;b\\" c"'),
         ("received", "[2001:db8::1]"),
     )
+
+
+def test_without_headers_and_name_addr_params() -> None:
+    uri = parse_uri("sip:user@example.com;lr?Route=%3Csip:x%3E")
+    assert str(uri.without_headers()) == "sip:user@example.com;lr"
+    contact = parse_name_addr('<sip:a@b>;+sip.instance="<urn:x>";reg-id=1')
+    assert contact.has_param("REG-ID") and not contact.has_param("expires")
+    assert (
+        str(contact.with_param("expires", "60"))
+        == '<sip:a@b>;+sip.instance="<urn:x>";reg-id=1;expires=60'
+    )
