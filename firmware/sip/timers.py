@@ -6,6 +6,7 @@ transaction moves on at once, so a TCP transaction leaves no timer behind.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -106,13 +107,17 @@ class Deadlines:
     Restarting a timer replaces its deadline, so a transaction never holds two copies of it.
     """
 
-    __slots__ = ("_at",)
+    __slots__ = ("_at", "listener")
 
     def __init__(self) -> None:
         self._at: dict[TimerName, float] = {}
+        self.listener: Callable[[TimerName, float], None] | None = None
+        """Told of every start, so an owner of many transactions can keep one timer heap."""
 
     def start(self, name: TimerName, at: float) -> None:
         self._at[name] = at
+        if self.listener is not None:
+            self.listener(name, at)
 
     def stop(self, *names: TimerName) -> None:
         for name in names:
@@ -123,6 +128,10 @@ class Deadlines:
 
     def get(self, name: TimerName) -> float | None:
         return self._at.get(name)
+
+    def running(self) -> list[tuple[TimerName, float]]:
+        """Every running timer with its deadline, in the order they were first started."""
+        return list(self._at.items())
 
     def earliest(self) -> tuple[float, TimerName] | None:
         """The next timer to fire; ties go to the timer first started."""

@@ -15,6 +15,7 @@ acknowledges a 2xx: it is matched to the INVITE by dialog and CSeq number so the
 retransmissions stop (see transaction_server), and reported as `AckReceived`.
 """
 
+import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass
@@ -247,6 +248,8 @@ class TransactionLayer:
         self.config = config or TimerConfig()
         self._events: deque[Event] = deque()
         self._serials = itertools.count(1)
+        self._timer_heap: list[tuple[float, int, TransactionKey, TimerName]] = []
+        self._pushes = itertools.count()
         self._clients: dict[TransactionKey, ClientTransaction] = {}
         self._client_index: dict[tuple[str, str], TransactionKey] = {}
         self._servers: dict[TransactionKey, ServerTransaction] = {}
@@ -288,6 +291,7 @@ class TransactionLayer:
         else:
             tx = NonInviteClientTransaction(request, target, self.config, sink, now)
         self._clients[key] = tx
+        self._watch(key, tx)
         self._client_index[index] = key
         return key
 
@@ -421,6 +425,7 @@ class TransactionLayer:
         else:
             tx = NonInviteServerTransaction(request, reply_to, self.config, sink)
         self._servers[key] = tx
+        self._watch(key, tx)
         branch = request.top_via.branch or ""
         if branch.startswith(MAGIC_COOKIE):
             self._server_index[(branch, _sent_by(request.top_via), request.method)] = key
@@ -455,14 +460,31 @@ class TransactionLayer:
                 return key
         return None
 
+    def _watch(self, key: TransactionKey, tx: ClientTransaction | ServerTransaction) -> None:
+        """Keep `tx`'s deadlines in the layer's heap, so finding the next one costs log n
+        rather than a scan of every live transaction (Timer J alone keeps each answered
+        request for 32 s, so a busy phone holds thousands)."""
+
+        def schedule(name: TimerName, at: float) -> None:
+            heapq.heappush(self._timer_heap, (at, next(self._pushes), key, name))
+
+        tx.deadlines.listener = schedule
+        for name, at in tx.deadlines.running():
+            schedule(name, at)
+
     def _earliest(self) -> tuple[float, TransactionKey, TimerName] | None:
-        best: tuple[float, TransactionKey, TimerName] | None = None
-        for transactions in (self._clients, self._servers):
-            for key, tx in transactions.items():
-                due = tx.deadlines.earliest()
-                if due is not None and (best is None or due[0] < best[0]):
-                    best = (due[0], key, due[1])
-        return best
+        """The heap's first entry that is still a running deadline; stale ones (stopped,
+        restarted or of a finished transaction) are dropped as they surface."""
+        heap = self._timer_heap
+        while heap:
+            at, _, key, name = heap[0]
+            tx: ClientTransaction | ServerTransaction | None = self._clients.get(key)
+            if tx is None:
+                tx = self._servers.get(key)
+            if tx is not None and tx.deadlines.get(name) == at:
+                return at, key, name
+            heapq.heappop(heap)
+        return None
 
     def _forget_if_done(self, key: TransactionKey) -> None:
         tx = self._clients.get(key) or self._servers.get(key)
