@@ -43,6 +43,8 @@ class Core(Protocol):
 
     def transport_failed(self, transport: str, host: str, port: int, now: float) -> None: ...
 
+    def connection_lost(self, peer: Address, now: float) -> None: ...
+
     def get_timer(self) -> float | None: ...
 
     def handle_timer(self, now: float) -> None: ...
@@ -229,12 +231,14 @@ class StackThread:
             data = b""
         if not data:
             self._close_stream(stream)
+            self.core.connection_lost(stream.peer, now)
             return
         try:
             items = stream.framer.feed(data)
         except ParseError as error:
             log.info("closing TCP stream from %s:%d: %s", *stream.peer, error)
             self._close_stream(stream)
+            self.core.connection_lost(stream.peer, now)
             return
         for item in items:
             if item is KEEPALIVE_PING:
@@ -261,6 +265,7 @@ class StackThread:
         except OSError:
             self._close_stream(stream)
             self.core.transport_failed("tcp", stream.peer[0], stream.peer[1], now)
+            self.core.connection_lost(stream.peer, now)
             return
         del stream.outbox[:sent]
         wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if stream.outbox else 0)

@@ -21,6 +21,7 @@ class RecordingCore:
         self.local = local
         self.received: queue.Queue[tuple[bytes, Address, str]] = queue.Queue()
         self.failures: queue.Queue[tuple[str, str, int]] = queue.Queue()
+        self.lost: queue.Queue[Address] = queue.Queue()
         self.timer_fired: queue.Queue[float] = queue.Queue()
         self.deadline: float | None = None
         self.outgoing: list[Outgoing] = []
@@ -33,6 +34,9 @@ class RecordingCore:
 
     def transport_failed(self, transport: str, host: str, port: int, now: float) -> None:
         self.failures.put((transport, host, port))
+
+    def connection_lost(self, peer: Address, now: float) -> None:
+        self.lost.put(peer)
 
     def get_timer(self) -> float | None:
         return self.deadline
@@ -108,6 +112,15 @@ def test_malformed_stream_is_closed(stack: StackThread) -> None:
     with socket.create_connection(stack.local_address, timeout=TIMEOUT) as peer:
         peer.sendall(b"OPTIONS sip:x SIP/2.0\r\nVia: x\r\n\r\n")  # no Content-Length on TCP
         assert peer.recv(100) == b""
+        assert _core(stack).lost.get(timeout=TIMEOUT) == peer.getsockname()
+
+
+def test_a_peer_closing_its_stream_is_reported(stack: StackThread) -> None:
+    with socket.create_connection(stack.local_address, timeout=TIMEOUT) as peer:
+        me = peer.getsockname()
+        peer.sendall(b"\r\n\r\n")
+        assert peer.recv(2) == b"\r\n"
+    assert _core(stack).lost.get(timeout=TIMEOUT) == me
 
 
 def test_timer_fires_at_the_core_deadline(stack: StackThread) -> None:

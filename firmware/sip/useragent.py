@@ -170,6 +170,22 @@ class UserAgentCore:
         self._transactions.transport_error(Target(transport, host, port))
         self._pump(now)
 
+    def connection_lost(self, peer: tuple[str, int], now: float) -> None:
+        """A registrar's TCP connection went away: the binding went with it (the registrar
+        can no longer reach the Contact), so register again now rather than at the refresh."""
+        lost = Address(*peer)
+        for account in self.accounts:
+            registration = account.registration
+            if (
+                registration.target.transport == "tcp"
+                and account.trusted_source == lost
+                and registration.state is RegistrationState.REGISTERED
+            ):
+                account.trusted_source = None
+                account.announced = False
+                registration.start(now)
+        self._pump(now)
+
     def get_timer(self) -> float | None:
         deadlines = [self._transactions.get_timer()]
         deadlines += [a.registration.get_timer() for a in self.accounts]

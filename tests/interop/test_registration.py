@@ -196,3 +196,16 @@ def _send_invite(port: int, *, user_agent: str) -> str:
             reply = peer.recv(65535).decode(errors="replace")
             if not reply.startswith("SIP/2.0 100 "):
                 return reply
+
+
+def test_a_lost_tcp_connection_means_registering_again_at_once(
+    kamailio: Kamailio, start_phone: Callable[[dict[str, Any]], Phone]
+) -> None:
+    phone = start_phone(phone_config(kamailio, transport="tcp"))
+    phone.wait_registered()
+    kamailio.kill()  # the connection goes with it, and so does the in-memory binding
+    kamailio.restart()
+    # The grant is 600 s, so the refresh is minutes away: only noticing the lost
+    # connection can bring the binding back this soon.
+    wait_until(lambda: len(kamailio.location("1001")) == 1, 15, message="re-registration")
+    phone.wait_event("registered")
