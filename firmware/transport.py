@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from firmware.netwatch import drain, open_change_monitor
 from firmware.sip.errors import ParseError
 from firmware.sip.framing import KEEPALIVE_PING, KEEPALIVE_PONG, StreamFramer
 from firmware.sip.wire import Outgoing
@@ -76,6 +77,7 @@ class StackThread:
         listen: str,
         *,
         after_step: Callable[[], None] = lambda: None,
+        on_network_change: Callable[[float], None] | None = None,
     ) -> None:
         host, port = parse_listen(listen)
         self._selector = selectors.DefaultSelector()
@@ -86,6 +88,8 @@ class StackThread:
         self.local_address: Address = self._udp.getsockname()[:2]
         self.core = core_factory(self.local_address)
         self._after_step = after_step
+        self._on_network_change = on_network_change
+        self._network_monitor = open_change_monitor() if on_network_change else None
         self.trace = False
         self._commands: queue.SimpleQueue[Callable[[float], None]] = queue.SimpleQueue()
         self._streams: dict[Address, _Stream] = {}
@@ -102,6 +106,8 @@ class StackThread:
         self._selector.register(self._wake_reader, selectors.EVENT_READ)
         self._selector.register(self._udp, selectors.EVENT_READ)
         self._selector.register(self._tcp, selectors.EVENT_READ)
+        if self._network_monitor is not None:
+            self._selector.register(self._network_monitor, selectors.EVENT_READ)
         self._thread.start()
 
     def post(self, command: Callable[[float], None]) -> None:
@@ -177,6 +183,9 @@ class StackThread:
             self._read_datagrams(now)
         elif fileobj is self._tcp:
             self._accept(now)
+        elif fileobj is self._network_monitor:
+            if drain(fileobj) and self._on_network_change is not None:
+                self._on_network_change(now)
         else:
             stream = self._by_socket.get(fileobj)
             if stream is None:
@@ -358,6 +367,8 @@ class StackThread:
             self._close_stream(stream)
         for sock in (self._udp, self._tcp, self._wake_reader, self._wake_writer):
             sock.close()
+        if self._network_monitor is not None:
+            self._network_monitor.close()
         self._selector.close()
 
 

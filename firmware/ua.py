@@ -94,8 +94,15 @@ class UserAgent:
             (a.registrars[0].host for a in self._settings.accounts if a.registrars), None
         )
         listen_host, _ = parse_listen(config.sip.listen)
-        self._contact_host = contact_host(listen_host, _literal_or_none(first_registrar))
-        self._stack = StackThread(self._make_core, config.sip.listen, after_step=self._drain)
+        self._listen_host = listen_host
+        self._towards = _literal_or_none(first_registrar)
+        self._contact_host = contact_host(listen_host, self._towards)
+        self._stack = StackThread(
+            self._make_core,
+            config.sip.listen,
+            after_step=self._drain,
+            on_network_change=self._network_changed if _is_wildcard(listen_host) else None,
+        )
         self._stack.trace = config.log.sip_trace
 
     def _make_core(self, local: tuple[str, int]) -> UserAgentCore:
@@ -105,6 +112,13 @@ class UserAgent:
             new_token=_token,
             jitter=_jitter,
         )
+
+    def _network_changed(self, now: float) -> None:
+        """On the stack thread: an address or route changed somewhere; see whether ours did."""
+        host = contact_host(self._listen_host, self._towards)
+        if host != self.core.local.host:
+            log.info("local address is now %s", host)
+            self.core.local_address_changed(host, now)
 
     @property
     def core(self) -> UserAgentCore:
@@ -173,6 +187,13 @@ class UserAgent:
                 listeners = list(self._listeners)
             for listener in listeners:
                 listener(event)
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 def _literal_or_none(host: str | None) -> str | None:

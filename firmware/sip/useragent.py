@@ -186,6 +186,15 @@ class UserAgentCore:
                 registration.start(now)
         self._pump(now)
 
+    def local_address_changed(self, host: str, now: float) -> None:
+        """Our address as peers should see it changed: every registration moves its Contact."""
+        if host == self.local.host:
+            return
+        self.local = Address(host, self.local.port)
+        for account in self.accounts:
+            account.registration.local_address_changed(host, self.local.port, now)
+        self._pump(now)
+
     def get_timer(self) -> float | None:
         deadlines = [self._transactions.get_timer()]
         deadlines += [a.registration.get_timer() for a in self.accounts]

@@ -6,8 +6,10 @@ import ipaddress
 import itertools
 
 from firmware.sip import parse_message
-from firmware.sip.message import Response
+from firmware.sip.message import Request, Response
+from firmware.sip.registration import RegistrationSettings
 from firmware.sip.transport_types import Address
+from firmware.sip.uri import parse_uri
 from firmware.sip.useragent import CoreSettings, UserAgentCore
 
 LOCAL = Address("127.0.0.1", 5070)
@@ -85,4 +87,40 @@ def test_malformed_request_gets_a_reasoned_400() -> None:
 def test_garbage_is_dropped_silently() -> None:
     core = _core()
     core.receive(b"\x00\xff garbage", TRUSTED_PEER, "udp", now=0.0)
+    assert core.take_transmissions() == []
+
+
+def _account_core() -> UserAgentCore:
+    counter = itertools.count()
+    account = RegistrationSettings(
+        aor=parse_uri("sip:1001@lab.test"),
+        registrars=(parse_uri("sip:127.0.0.1:5060"),),
+        username="1001",
+        password="pass1001",
+        user_agent="deskphone-test",
+    )
+    return UserAgentCore(
+        CoreSettings(accounts=(account,)),
+        LOCAL,
+        new_token=lambda: f"t{next(counter)}",
+        jitter=lambda: 0.5,
+    )
+
+
+def _sent_register_contact(core: UserAgentCore) -> str:
+    sent = core.take_transmissions()
+    assert len(sent) == 1
+    request = parse_message(sent[0].data)
+    assert isinstance(request, Request)
+    assert request.method == "REGISTER"
+    return str(request.contacts[-1].uri)
+
+
+def test_a_new_local_address_moves_the_contact_at_once() -> None:
+    core = _account_core()
+    core.register(now=0.0)
+    assert "@127.0.0.1:5070" in _sent_register_contact(core)
+    core.local_address_changed("192.0.2.50", now=1.0)
+    assert "@192.0.2.50:5070" in _sent_register_contact(core)
+    core.local_address_changed("192.0.2.50", now=2.0)  # no change, nothing sent
     assert core.take_transmissions() == []
