@@ -68,13 +68,15 @@ def core_settings(config: Config) -> CoreSettings:
 
 
 def contact_host(listen_host: str, towards: str | None) -> str:
-    """The address peers can reach us at; a wildcard listen address is not one."""
+    """The address peers can reach us at; a wildcard listen address is not one. The route
+    towards the registrar picks it (a dual-stack socket reaches an IPv4 registrar over IPv4)."""
     try:
         if not ipaddress.ip_address(listen_host).is_unspecified:
             return listen_host
     except ValueError:
         return listen_host
-    family = socket.AF_INET6 if ":" in listen_host else socket.AF_INET
+    probe_host = towards or listen_host
+    family = socket.AF_INET6 if ":" in probe_host else socket.AF_INET
     probe_target = towards or ("2001:db8::1" if family == socket.AF_INET6 else "192.0.2.1")
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:

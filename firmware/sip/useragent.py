@@ -347,4 +347,6 @@ def _in_networks(host: str, networks: Sequence[Network]) -> bool:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # an IPv4 peer seen through a dual-stack socket
     return any(address in network for network in networks)

@@ -209,3 +209,17 @@ def test_a_lost_tcp_connection_means_registering_again_at_once(
     # connection can bring the binding back this soon.
     wait_until(lambda: len(kamailio.location("1001")) == 1, 15, message="re-registration")
     phone.wait_event("registered")
+
+
+def test_a_dual_stack_phone_registers_with_an_ipv4_registrar(
+    kamailio: Kamailio, start_phone: Callable[[dict[str, Any]], Phone]
+) -> None:
+    config = phone_config(kamailio)
+    config["sip"]["listen"] = "[::]:0"
+    phone = start_phone(config)
+    phone.wait_registered()
+    assert phone.command("status")["listen"].startswith("[::]:")
+    port = _phone_port(phone)
+    bindings = kamailio.location("1001")
+    assert len(bindings) == 1
+    assert f"@127.0.0.1:{port}" in bindings[0].contact

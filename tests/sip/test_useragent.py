@@ -70,6 +70,11 @@ def test_untrusted_source_is_refused_without_an_account() -> None:
     assert "untrusted" in response.reason
 
 
+def test_ipv4_peer_through_a_dual_stack_socket_is_judged_as_ipv4() -> None:
+    response = _answer(_core(), _request("OPTIONS"), ("::ffff:127.0.0.1", 5099))
+    assert response.status == 200
+
+
 def test_retransmitted_request_is_answered_from_the_transaction() -> None:
     core = _core()
     first = _answer(core, _request("OPTIONS"), TRUSTED_PEER)
