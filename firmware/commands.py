@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from firmware.control import CommandError, UnknownCommand
+from firmware.sip.errors import ParseError
 from firmware.ua import UserAgent
 
 
@@ -19,9 +20,7 @@ class Commands:
         if command == "status":
             return self._ua.status()
         if command in ("register", "unregister"):
-            account = args.get("account")
-            if account is not None and not isinstance(account, str):
-                raise CommandError("'account' must be a SIP URI string")
+            account = _optional_account(args)
             try:
                 if command == "register":
                     self._ua.register(account)
@@ -30,6 +29,17 @@ class Commands:
             except KeyError as error:
                 raise CommandError(str(error.args[0])) from None
             return {}
+        if command == "message":
+            to, text = args.get("to"), args.get("text")
+            if not isinstance(to, str) or not isinstance(text, str):
+                raise CommandError("'to' (a SIP URI) and 'text' are needed")
+            account = _optional_account(args)
+            try:
+                return {"message": self._ua.send_message(to, text, account)}
+            except ParseError as error:
+                raise CommandError(f"'to' is not a SIP URI: {error}") from None
+            except KeyError as error:
+                raise CommandError(str(error.args[0])) from None
         if command == "trace":
             enabled = args.get("on")
             if not isinstance(enabled, bool):
@@ -37,3 +47,10 @@ class Commands:
             self._ua.set_trace(enabled)
             return {"on": enabled}
         raise UnknownCommand(f"unknown command {command!r}")
+
+
+def _optional_account(args: dict[str, Any]) -> str | None:
+    account = args.get("account")
+    if account is not None and not isinstance(account, str):
+        raise CommandError("'account' must be a SIP URI string")
+    return account

@@ -168,6 +168,12 @@ class UserAgent:
     def unregister(self, account: str | None = None) -> None:
         self._stack.call(lambda now: self.core.unregister(now, account))
 
+    def send_message(self, to: str, text: str, account: str | None = None) -> str:
+        """Queue a MESSAGE; its fate comes as a `message_sent` or `message_failed` event."""
+        message_id = _token()
+        self._stack.call(lambda now: self.core.send_message(now, message_id, to, text, account))
+        return message_id
+
     def set_trace(self, enabled: bool) -> None:
         self._stack.trace = enabled
 

@@ -11,6 +11,9 @@ from typing import Any
 REGISTERED = "registered"
 REGISTRATION_FAILED = "registration_failed"
 UNREGISTERED = "unregistered"
+MESSAGE = "message"
+MESSAGE_SENT = "message_sent"
+MESSAGE_FAILED = "message_failed"
 
 
 @dataclass(frozen=True, slots=True)

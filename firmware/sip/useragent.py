@@ -18,9 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from firmware.sip import events
+from firmware.sip.auth import DigestClient
 from firmware.sip.errors import ParseError
 from firmware.sip.events import UaEvent
 from firmware.sip.message import Request, Response
+from firmware.sip.pager import MessageFailed, MessageSent, Pager, receive_message
 from firmware.sip.parser import parse_message
 from firmware.sip.registration import (
     Registered,
@@ -43,9 +45,10 @@ from firmware.sip.transaction import (
     TransportFailed,
 )
 from firmware.sip.transport_types import Address, Target
+from firmware.sip.uri import Uri, parse_uri
 from firmware.sip.wire import Outgoing, rejection_for_unparsable
 
-ALLOWED_METHODS = ("OPTIONS", "ACK", "CANCEL")
+ALLOWED_METHODS = ("OPTIONS", "ACK", "CANCEL", "MESSAGE")
 """What this core answers itself; the call and message usages add theirs."""
 KNOWN_METHODS = frozenset(
     {
@@ -86,6 +89,7 @@ class CoreSettings:
 class _Account:
     settings: RegistrationSettings
     registration: Registration
+    pager: Pager
     token: str
     pending: set[TransactionKey] = field(default_factory=set)
     trusted_source: Address | None = None
@@ -110,7 +114,24 @@ class UserAgentCore:
         self._transactions = TransactionLayer(settings.timers)
         self._outgoing: list[Outgoing] = []
         self._events: deque[UaEvent] = deque()
+        self._pager_pending: dict[TransactionKey, Pager] = {}
+        self._anonymous_pager = self._pager(
+            Uri(scheme="sip", user="deskphone", host=local.host, port=local.port), None, None
+        )
         self.accounts = [self._account(account, jitter) for account in settings.accounts]
+
+    def _pager(self, sender: Uri, display: str | None, credentials: DigestClient | None) -> Pager:
+        return Pager(
+            from_=sender,
+            display_name=display,
+            local=self.local,
+            user_agent=self.settings.user_agent,
+            credentials=credentials,
+            new_tag=self._new_token,
+            new_branch=lambda: "z9hG4bK" + self._new_token(),
+            new_call_id=self._new_token,
+            new_cnonce=self._new_token,
+        )
 
     def _account(self, settings: RegistrationSettings, jitter: Callable[[], float]) -> _Account:
         token = self._new_token()
@@ -124,7 +145,9 @@ class UserAgentCore:
             new_cnonce=self._new_token,
             jitter=jitter,
         )
-        return _Account(settings, registration, token)
+        credentials = DigestClient(settings.username, settings.password)
+        pager = self._pager(settings.aor, settings.display_name, credentials)
+        return _Account(settings, registration, pager, token)
 
     # -- commands ------------------------------------------------------------------------
     def register(self, now: float, aor: str | None = None) -> None:
@@ -144,6 +167,28 @@ class UserAgentCore:
         if not chosen:
             raise KeyError(f"no account {aor}")
         return chosen
+
+    def send_message(
+        self, now: float, message_id: str, to: str, text: str, aor: str | None = None
+    ) -> None:
+        """A MESSAGE through the account's registrar (or outbound proxy); with no account,
+        straight to the address. Raises ParseError for a bad `to`, KeyError for a bad `aor`."""
+        recipient = parse_uri(to)
+        if aor is not None or self.accounts:
+            account = self._select(aor)[0]
+            account.pager.local = self.local
+            account.pager.send(
+                message_id,
+                recipient,
+                text,
+                account.registration.target,
+                now,
+                route=account.settings.outbound_proxy,
+            )
+        else:
+            self._anonymous_pager.local = self.local
+            self._anonymous_pager.send(message_id, recipient, text, Target.from_uri(recipient), now)
+        self._pump(now)
 
     def account_states(self) -> list[dict[str, str]]:
         return [
@@ -221,6 +266,8 @@ class UserAgentCore:
             progressed = False
             for account in self.accounts:
                 progressed |= self._pump_account(account, now)
+            for pager in [self._anonymous_pager, *(a.pager for a in self.accounts)]:
+                progressed |= self._pump_pager(pager, now)
             while (event := self._transactions.next_event()) is not None:
                 progressed = True
                 self._on_transaction_event(event, now)
@@ -237,6 +284,29 @@ class UserAgentCore:
         while (event := registration.next_event()) is not None:
             moved = True
             self._on_registration_event(account, event)
+        return moved
+
+    def _pump_pager(self, pager: Pager, now: float) -> bool:
+        moved = False
+        for outgoing in pager.take_requests():
+            key = self._transactions.send_request(outgoing.request, outgoing.target, now)
+            self._pager_pending[key] = pager
+            moved = True
+        while (event := pager.next_event()) is not None:
+            moved = True
+            if isinstance(event, MessageSent):
+                self._events.append(UaEvent(events.MESSAGE_SENT, {"message": event.message_id}))
+            elif isinstance(event, MessageFailed):
+                self._events.append(
+                    UaEvent(
+                        events.MESSAGE_FAILED,
+                        {
+                            "message": event.message_id,
+                            "status": event.status,
+                            "reason": event.reason,
+                        },
+                    )
+                )
         return moved
 
     def _on_registration_event(
@@ -282,6 +352,18 @@ class UserAgentCore:
             self._outgoing.append(Outgoing.of(event.target, bytes(event.message)))
         elif isinstance(event, RequestReceived):
             self._on_request(event, now)
+        elif isinstance(event, ResponseReceived) and event.key in self._pager_pending:
+            pager = self._pager_pending[event.key]
+            if event.response.status >= 200:
+                del self._pager_pending[event.key]
+            pager.handle_response(event.response, now)
+        elif (
+            isinstance(event, TransactionTimeout | TransportFailed)
+            and event.key in self._pager_pending
+        ):
+            pager = self._pager_pending.pop(event.key)
+            reason = "timeout" if isinstance(event, TransactionTimeout) else "transport"
+            pager.handle_failure(event.request, now, reason)
         elif isinstance(event, ResponseReceived):
             account = self._owner(event.key)
             if account is not None:
@@ -307,6 +389,22 @@ class UserAgentCore:
             return
         if request.method == "OPTIONS":
             self._respond(event.key, request, 200, None, now, capabilities=True)
+        elif request.method == "MESSAGE":
+            verdict = receive_message(request)
+            self._respond(
+                event.key, request, verdict.status, verdict.reason, now, extra=verdict.headers
+            )
+            if verdict.event is not None:
+                self._events.append(
+                    UaEvent(
+                        events.MESSAGE,
+                        {
+                            "from": str(verdict.event.from_uri),
+                            "display": verdict.event.display,
+                            "text": verdict.event.text,
+                        },
+                    )
+                )
         elif request.method in KNOWN_METHODS:
             self._respond(event.key, request, 405, None, now, capabilities=True)
         else:
@@ -331,9 +429,12 @@ class UserAgentCore:
         now: float,
         *,
         capabilities: bool = False,
+        extra: Sequence[tuple[str, str]] = (),
     ) -> None:
         response = Response.for_request(request, status, reason, to_tag=self._new_token())
         response.headers.add("Server", self.settings.user_agent)
+        for name, value in extra:
+            response.headers.add(name, value)
         if capabilities:
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
             response.headers.add("Accept", ACCEPTED_BODIES)

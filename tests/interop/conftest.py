@@ -23,6 +23,10 @@ baresip_factory(user, *, kamailio, password=None, answermode="manual", regint=60
     when `kamailio` is given and waited for until it is. It plays `lab_tone_wav` unless told.
 capture_factory(ports) -> Capture
     A running tshark capture of `ports` on lo (root only; skips with the reason otherwise).
+start_phone(config: dict) -> Phone
+    The real firmware (`python -m firmware run --sim`) with that configuration and a control
+    socket (tests/interop/phone.py; `phone_config(kamailio, ...)` makes a registering one);
+    every phone started is stopped at teardown.
 lab_tone_wav -> Path
     60 s of 700 Hz, 8 kHz mono S16 (session-wide).
 
@@ -73,7 +77,7 @@ Helpers (tests/interop/lab/)
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +90,7 @@ from tests.interop.lab.factories import BaresipFactory, CaptureFactory, Kamailio
 from tests.interop.lab.kamailio import Kamailio, KamailioSettings
 from tests.interop.lab.sipp import Sipp
 from tests.interop.lab.util import ToolMissingError, find_tool, tail
+from tests.interop.phone import Phone
 
 _PEER_LOGS = pytest.StashKey[list[tuple[str, Path]]]()
 
@@ -210,3 +215,17 @@ def capture_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     yield make
     for capture in reversed(captures):
         capture.close()
+
+
+@pytest.fixture
+def start_phone(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Phone]]:
+    phones: list[Phone] = []
+
+    def start(config: dict[str, Any]) -> Phone:
+        phone = Phone(tmp_path / f"phone{len(phones)}", config)
+        phones.append(phone)
+        return phone
+
+    yield start
+    for phone in phones:
+        phone.stop()

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from tests.interop.lab.kamailio import Kamailio
 from tests.interop.lab.util import wait_until
 
 Event = dict[str, Any]
@@ -144,3 +145,27 @@ class Phone:
         self._socket.close()
         self._log.close()
         return self.process.returncode
+
+
+FAST_TIMERS = {"t1": 0.1, "t2": 0.4, "t4": 0.5}
+
+
+def phone_config(
+    kamailio: Kamailio, *, password: str = "pass1001", transport: str = "udp", **sip: Any
+) -> dict[str, Any]:
+    registrar = kamailio.registrar_uri + (";transport=tcp" if transport == "tcp" else "")
+    return {
+        "sip": {
+            "listen": "127.0.0.1:0",
+            "trusted": [],
+            "timers": FAST_TIMERS,
+            "register_retry_min": 1,
+            "register_retry_max": 4,
+            "keepalive_interval": 5,
+            "accounts": [
+                {"uri": kamailio.aor("1001"), "password": password, "registrar": registrar}
+            ],
+            **sip,
+        },
+        "log": {"level": "debug"},
+    }

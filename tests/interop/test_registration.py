@@ -9,54 +9,16 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.interop.lab.kamailio import Kamailio
 from tests.interop.lab.util import wait_until
-from tests.interop.phone import Phone
+from tests.interop.phone import Phone, phone_config
 
 pytestmark = pytest.mark.interop
-
-FAST_TIMERS = {"t1": 0.1, "t2": 0.4, "t4": 0.5}
-
-
-def phone_config(
-    kamailio: Kamailio, *, password: str = "pass1001", transport: str = "udp", **sip: Any
-) -> dict[str, Any]:
-    registrar = kamailio.registrar_uri + (";transport=tcp" if transport == "tcp" else "")
-    return {
-        "sip": {
-            "listen": "127.0.0.1:0",
-            "trusted": [],
-            "timers": FAST_TIMERS,
-            "register_retry_min": 1,
-            "register_retry_max": 4,
-            "keepalive_interval": 5,
-            "accounts": [
-                {"uri": kamailio.aor("1001"), "password": password, "registrar": registrar}
-            ],
-            **sip,
-        },
-        "log": {"level": "debug"},
-    }
-
-
-@pytest.fixture
-def start_phone(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Phone]]:
-    phones: list[Phone] = []
-
-    def start(config: dict[str, Any]) -> Phone:
-        phone = Phone(tmp_path / f"phone{len(phones)}", config)
-        phones.append(phone)
-        return phone
-
-    yield start
-    for phone in phones:
-        phone.stop()
 
 
 def _registers_from(kamailio: Kamailio, port: int) -> int:
