@@ -488,3 +488,35 @@ def test_early_media_from_a_183_with_sdp() -> None:
 
 def answer_for_caller(alice: Phone, answer: SessionDescription) -> MediaSession:
     return process_answer(alice.offer(), answer)
+
+
+def test_the_callee_hangs_up() -> None:
+    network, alice, bob = phones()
+    established(network, alice, bob)
+    bob.call.hangup(network.now)
+    network.pump()
+    assert closed(bob) == [ended("in", CloseReason.LOCAL_HANGUP, None)]
+    assert closed(alice) == [ended("out", CloseReason.REMOTE_HANGUP, None)]
+    assert wire(network, bob, alice) == ["200", "BYE"]
+
+
+def test_a_hangup_by_the_callee_before_the_ack_waits_for_it() -> None:
+    network, alice, bob = phones()
+    network.wire.drop(alice.node, bob.node, 2)  # the ACK
+    network.dial(alice, bob)
+    bob.call.answer(network.now)
+    bob.call.hangup(network.now)
+    network.pump()
+    assert wire(network, bob, alice) == ["200"]
+    network.run_until(T1)
+    assert wire(network, bob, alice) == ["200", "200", "BYE"]
+    assert closed(alice) == [ended("out", CloseReason.REMOTE_HANGUP, None)]
+
+
+def test_an_info_with_another_body_gets_415() -> None:
+    network, alice, bob = phones()
+    established(network, alice, bob)
+    network.phones.remove(alice)
+    response = in_dialog(network, alice, bob, "INFO", content_type="text/plain", body="hi")
+    assert response.status == 415
+    assert bob.take_events() == []
