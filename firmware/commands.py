@@ -9,6 +9,7 @@ from typing import Any
 
 from firmware.control import CommandError, UnknownCommand
 from firmware.sip.errors import ParseError
+from firmware.sip.transaction import LocalProtocolError
 from firmware.ua import UserAgent
 
 
@@ -40,6 +41,34 @@ class Commands:
                 raise CommandError(f"'to' is not a SIP URI: {error}") from None
             except KeyError as error:
                 raise CommandError(str(error.args[0])) from None
+        if command == "dial":
+            to = args.get("uri")
+            if not isinstance(to, str):
+                raise CommandError("'uri' (a SIP URI) is needed")
+            try:
+                return {"call": self._ua.dial(to, _optional_account(args))}
+            except ParseError as error:
+                raise CommandError(f"'uri' is not a SIP URI: {error}") from None
+            except KeyError as error:
+                raise CommandError(str(error.args[0])) from None
+        if command in ("answer", "hangup", "hold", "resume"):
+            call = args.get("call")
+            status = args.get("status")
+            if call is not None and not isinstance(call, str):
+                raise CommandError("'call' must be a call id string")
+            if status is not None and (
+                not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 699
+            ):
+                raise CommandError("'status' must be a SIP status from 400 to 699")
+            try:
+                self._ua.call_command(command, call, status)
+            except KeyError as error:
+                raise CommandError(str(error.args[0])) from None
+            except LookupError:
+                raise CommandError("ambiguous: say which 'call'") from None
+            except LocalProtocolError as error:
+                raise CommandError(f"cannot {command} now: {error}") from None
+            return {}
         if command == "trace":
             enabled = args.get("on")
             if not isinstance(enabled, bool):

@@ -64,6 +64,11 @@ def core_settings(config: Config) -> CoreSettings:
         user_agent=sip.user_agent,
         trusted=tuple(ipaddress.ip_network(net, strict=False) for net in sip.trusted),
         accounts=tuple(registration_settings(account, sip) for account in sip.accounts),
+        auto_answer=frozenset(
+            str(parse_uri(account.uri)) for account in sip.accounts if account.auto_answer
+        ),
+        max_calls=sip.max_calls,
+        reject_status=sip.reject_status,
     )
 
 
@@ -174,6 +179,12 @@ class UserAgent:
         self._stack.call(lambda now: self.core.send_message(now, message_id, to, text, account))
         return message_id
 
+    def dial(self, to: str, account: str | None = None) -> str:
+        return self._stack.call(lambda now: self.core.dial(now, to, account))
+
+    def call_command(self, command: str, call: str | None, status: int | None = None) -> None:
+        self._stack.call(lambda now: self.core.call_command(now, command, call, status))
+
     def set_trace(self, enabled: bool) -> None:
         self._stack.trace = enabled
 
@@ -183,7 +194,7 @@ class UserAgent:
             return {
                 "listen": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                 "accounts": self.core.account_states(),
-                "calls": [],
+                "calls": self.core.call_states(),
             }
 
         return self._stack.call(snapshot)

@@ -408,7 +408,7 @@ class Call:
         if self._unanswered_invite() is None:
             raise LocalProtocolError(f"call {self.id} has no INVITE to reject")
         self._respond_invite(status)
-        self._close(_close_reason(status), status)
+        self._close(CloseReason.REJECTED, status)  # busy or not, it was our refusal
 
     def hangup(self, now: float, reason: CloseReason = CloseReason.LOCAL_HANGUP) -> None:
         """End the call as its state requires: reject while it rings here, CANCEL ours

@@ -13,12 +13,27 @@ A User-Agent header proves nothing and is not looked at.
 """
 
 import ipaddress
+import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from firmware.sip import events
 from firmware.sip.auth import DigestClient
+from firmware.sip.call import (
+    Call,
+    CallClosed,
+    CallEstablished,
+    CallEvent,
+    CallHeld,
+    CallIncoming,
+    CallOutgoing,
+    CallProgress,
+    CallResumed,
+    CallRinging,
+    DtmfReceived,
+)
+from firmware.sip.call_table import CallTable, Incoming
 from firmware.sip.errors import ParseError
 from firmware.sip.events import UaEvent
 from firmware.sip.message import Request, Response
@@ -45,10 +60,10 @@ from firmware.sip.transaction import (
     TransportFailed,
 )
 from firmware.sip.transport_types import Address, Target
-from firmware.sip.uri import Uri, parse_uri
+from firmware.sip.uri import NameAddr, Uri, parse_uri
 from firmware.sip.wire import Outgoing, rejection_for_unparsable
 
-ALLOWED_METHODS = ("OPTIONS", "ACK", "CANCEL", "MESSAGE")
+ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "MESSAGE", "UPDATE", "INFO")
 """What this core answers itself; the call and message usages add theirs."""
 KNOWN_METHODS = frozenset(
     {
@@ -83,6 +98,11 @@ class CoreSettings:
     trusted: tuple[Network, ...] = ()
     accounts: tuple[RegistrationSettings, ...] = ()
     transport: str = "udp"
+    auto_answer: frozenset[str] = frozenset()
+    """Accounts (AoRs as text) whose incoming calls are answered at once."""
+    max_calls: int = 2
+    reject_status: int = 486
+    rtp_port_base: int = 40000
 
 
 @dataclass(eq=False)
@@ -119,6 +139,16 @@ class UserAgentCore:
             Uri(scheme="sip", user="deskphone", host=local.host, port=local.port), None, None
         )
         self.accounts = [self._account(account, jitter) for account in settings.accounts]
+        self._calls = CallTable(
+            timers=settings.timers,
+            user_agent=settings.user_agent,
+            new_token=new_token,
+            rtp_ports=itertools.cycle(
+                range(settings.rtp_port_base, settings.rtp_port_base + 400, 2)
+            ),
+            max_calls=settings.max_calls,
+            reject_status=settings.reject_status,
+        )
 
     def _pager(self, sender: Uri, display: str | None, credentials: DigestClient | None) -> Pager:
         return Pager(
@@ -190,6 +220,104 @@ class UserAgentCore:
             self._anonymous_pager.send(message_id, recipient, text, Target.from_uri(recipient), now)
         self._pump(now)
 
+    # -- calls ---------------------------------------------------------------------------
+    def dial(self, now: float, to: str, aor: str | None = None) -> str:
+        """Start a call; its id, known before any event of it. ParseError for a bad `to`."""
+        remote = parse_uri(to)
+        if aor is not None or self.accounts:
+            account = self._select(aor)[0]
+            settings = account.settings
+            call = self._calls.dial(
+                now,
+                remote=remote,
+                sender=NameAddr(uri=settings.aor, display_name=settings.display_name),
+                contact=account.registration.contact,
+                local_address=self.local.host,
+                target=account.registration.target,
+                route=settings.outbound_proxy,
+                credentials=DigestClient(settings.username, settings.password),
+                account=str(settings.aor),
+            )
+        else:
+            call = self._calls.dial(
+                now,
+                remote=remote,
+                sender=NameAddr(uri=self._anonymous_contact()),
+                contact=self._anonymous_contact(),
+                local_address=self.local.host,
+                target=Target.from_uri(remote),
+                route=None,
+                credentials=None,
+                account=None,
+            )
+        self._pump(now)
+        return call.id
+
+    def call_command(
+        self, now: float, command: str, call_id: str | None, status: int | None = None
+    ) -> None:
+        """answer, hangup, hold or resume; KeyError/LookupError for a missing or ambiguous
+        call, LocalProtocolError when the call is in no state for it."""
+        call = self._calls.find(call_id)
+        if command == "answer":
+            call.answer(now)
+        elif command == "hangup":
+            if call.direction == "incoming" and call.state.value == "ringing":
+                call.reject(now, status or self._calls.reject_status)
+            else:
+                call.hangup(now)
+        elif command == "hold":
+            call.hold(now)
+        elif command == "resume":
+            call.resume(now)
+        else:
+            raise ValueError(f"no call command {command}")
+        self._pump(now)
+
+    def call_states(self) -> list[dict[str, object]]:
+        return [
+            {
+                "call": c.id,
+                "state": c.state.value,
+                "direction": c.direction,
+                "remote": str(c.remote),
+                "display": c.display,
+                "account": c.account,
+            }
+            for c in self._calls.live()
+        ]
+
+    def _anonymous_contact(self) -> Uri:
+        return Uri(scheme="sip", user="deskphone", host=self.local.host, port=self.local.port)
+
+    def _incoming_for(self, request: Request) -> Incoming:
+        for account in self.accounts:
+            if request.uri.user == account.token:
+                aor = str(account.settings.aor)
+                return Incoming(
+                    account=aor,
+                    contact=account.registration.contact,
+                    auto_answer=aor in self.settings.auto_answer,
+                )
+        return Incoming(account=None, contact=self._anonymous_contact(), auto_answer=False)
+
+    def _on_call_event(self, call: Call, event: CallEvent) -> None:
+        fields: dict[str, object] = {
+            "call": call.id,
+            "account": call.account,
+            "remote": str(call.remote),
+            "display": call.display,
+        }
+        name = _CALL_EVENT_NAMES[type(event)]
+        if isinstance(event, CallHeld | CallResumed):
+            fields["by"] = event.by
+        elif isinstance(event, CallClosed):
+            fields["reason"] = event.reason.value
+            fields["status"] = event.status
+        elif isinstance(event, DtmfReceived):
+            fields["digit"] = event.digit
+        self._events.append(UaEvent(name, fields))
+
     def account_states(self) -> list[dict[str, str]]:
         return [
             {"uri": str(a.settings.aor), "state": a.registration.state.value} for a in self.accounts
@@ -243,6 +371,7 @@ class UserAgentCore:
     def get_timer(self) -> float | None:
         deadlines = [self._transactions.get_timer()]
         deadlines += [a.registration.get_timer() for a in self.accounts]
+        deadlines.append(self._calls.get_timer())
         present = [deadline for deadline in deadlines if deadline is not None]
         return min(present) if present else None
 
@@ -252,6 +381,7 @@ class UserAgentCore:
             deadline = account.registration.get_timer()
             if deadline is not None and deadline <= now:
                 account.registration.handle_timer(now)
+        self._calls.handle_timer(now)
         self._pump(now)
 
     def take_transmissions(self) -> list[Outgoing]:
@@ -268,6 +398,10 @@ class UserAgentCore:
                 progressed |= self._pump_account(account, now)
             for pager in [self._anonymous_pager, *(a.pager for a in self.accounts)]:
                 progressed |= self._pump_pager(pager, now)
+            progressed |= self._calls.flush(self._transactions, now)
+            while (item := self._calls.next_event()) is not None:
+                progressed = True
+                self._on_call_event(*item)
             while (event := self._transactions.next_event()) is not None:
                 progressed = True
                 self._on_transaction_event(event, now)
@@ -352,6 +486,15 @@ class UserAgentCore:
             self._outgoing.append(Outgoing.of(event.target, bytes(event.message)))
         elif isinstance(event, RequestReceived):
             self._on_request(event, now)
+        elif isinstance(event, ResponseReceived) and self._calls.owns(event.key):
+            self._calls.on_response(event.key, event.response, now)
+        elif isinstance(event, TransactionTimeout | TransportFailed) and self._calls.owns(
+            event.key
+        ):
+            reason = "timeout" if isinstance(event, TransactionTimeout) else "transport"
+            self._calls.on_failure(event.key, event.request, reason, now)
+        elif isinstance(event, AckReceived):
+            self._calls.on_ack(event, now)
         elif isinstance(event, ResponseReceived) and event.key in self._pager_pending:
             pager = self._pager_pending[event.key]
             if event.response.status >= 200:
@@ -386,6 +529,10 @@ class UserAgentCore:
         request = event.request
         if not self._origin_allowed(request, event.source):
             self._respond(event.key, request, 403, "Forbidden (untrusted origin)", now)
+            return
+        if self._calls.on_request(
+            event, self._transactions, now, self._incoming_for, self.local.host
+        ):
             return
         if request.method == "OPTIONS":
             self._respond(event.key, request, 200, None, now, capabilities=True)
@@ -441,6 +588,20 @@ class UserAgentCore:
             response.headers.add("Supported", SUPPORTED_EXTENSIONS)
         self._transactions.respond(key, response, now)
         self._pump(now)
+
+
+_CALL_EVENT_NAMES: dict[type, str] = {
+    CallIncoming: "call_incoming",
+    CallOutgoing: "call_outgoing",
+    CallRinging: "call_ringing",
+    CallProgress: "call_progress",
+    CallEstablished: "call_established",
+    CallHeld: "call_held",
+    CallResumed: "call_resumed",
+    CallClosed: "call_closed",
+    DtmfReceived: "dtmf",
+}
+"""The control socket's event names (a contract) for the call usage's events."""
 
 
 def _in_networks(host: str, networks: Sequence[Network]) -> bool:

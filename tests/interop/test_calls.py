@@ -1,0 +1,119 @@
+"""Calls between the phone and a real baresip through a real Kamailio (registrar + proxy).
+
+The phone is driven through its control socket; baresip through ctrl_tcp. What each side
+reports is checked against the other, so a call the phone thinks is up is up at baresip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.interop.lab.factories import BaresipFactory
+from tests.interop.lab.kamailio import Kamailio
+from tests.interop.phone import Phone, phone_config
+
+pytestmark = pytest.mark.interop
+
+StartPhone = Callable[[dict[str, Any]], Phone]
+
+
+def _is(call: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda event: event.get("call") == call
+
+
+@pytest.mark.parametrize("who_hangs_up", ["phone", "baresip"])
+def test_phone_calls_baresip_which_answers_then_each_side_hangs_up(
+    kamailio: Kamailio,
+    baresip_factory: BaresipFactory,
+    start_phone: StartPhone,
+    who_hangs_up: str,
+) -> None:
+    baresip = baresip_factory("1002", kamailio=kamailio)
+    phone = start_phone(phone_config(kamailio))
+    phone.wait_registered()
+    reply = phone.command("dial", uri=kamailio.aor("1002"))
+    assert reply["ok"] is True, reply
+    call = reply["call"]
+    assert phone.wait_event("call_outgoing", where=_is(call))["remote"] == kamailio.aor("1002")
+    baresip.wait_event("CALL_INCOMING")
+    baresip.accept()
+    established = phone.wait_event("call_established", where=_is(call))
+    assert established["account"] == kamailio.aor("1001")
+    baresip.wait_event("CALL_ESTABLISHED")
+    assert phone.command("status")["calls"][0]["state"] == "established"
+    if who_hangs_up == "phone":
+        assert phone.command("hangup")["ok"] is True
+        closed = phone.wait_event("call_closed", where=_is(call))
+        assert closed["reason"] == "local_hangup"
+    else:
+        baresip.hangup()
+        closed = phone.wait_event("call_closed", where=_is(call))
+        assert closed["reason"] == "remote_hangup"
+    baresip.wait_event("CALL_CLOSED")
+    assert phone.command("status")["calls"] == []
+    assert phone.count_events("call_closed") == 1
+
+
+def test_phone_cancels_before_answer(
+    kamailio: Kamailio, baresip_factory: BaresipFactory, start_phone: StartPhone
+) -> None:
+    baresip = baresip_factory("1002", kamailio=kamailio)
+    phone = start_phone(phone_config(kamailio))
+    phone.wait_registered()
+    call = phone.command("dial", uri=kamailio.aor("1002"))["call"]
+    baresip.wait_event("CALL_INCOMING")
+    phone.wait_event("call_ringing", where=_is(call))
+    assert phone.command("hangup", call=call)["ok"] is True
+    closed = phone.wait_event("call_closed", where=_is(call))
+    assert (closed["reason"], closed["status"]) == ("cancelled", 487)
+    baresip.wait_event("CALL_CLOSED")
+
+
+def test_baresip_calls_and_cancels(
+    kamailio: Kamailio, baresip_factory: BaresipFactory, start_phone: StartPhone
+) -> None:
+    baresip = baresip_factory("1002", kamailio=kamailio)
+    phone = start_phone(phone_config(kamailio))
+    phone.wait_registered()
+    baresip.dial(kamailio.aor("1001"))
+    incoming = phone.wait_event("call_incoming")
+    assert incoming["account"] == kamailio.aor("1001")
+    assert incoming["remote"] == kamailio.aor("1002")
+    baresip.wait_event("CALL_RINGING")
+    baresip.hangup()
+    closed = phone.wait_event("call_closed", where=_is(incoming["call"]))
+    assert closed["reason"] == "cancelled"
+    baresip.wait_event("CALL_CLOSED")
+
+
+def test_phone_rejects_with_486_when_told(
+    kamailio: Kamailio, baresip_factory: BaresipFactory, start_phone: StartPhone
+) -> None:
+    baresip = baresip_factory("1002", kamailio=kamailio)
+    phone = start_phone(phone_config(kamailio))
+    phone.wait_registered()
+    baresip.dial(kamailio.aor("1001"))
+    call = phone.wait_event("call_incoming")["call"]
+    assert phone.command("hangup", call=call, status=486)["ok"] is True
+    closed = phone.wait_event("call_closed", where=_is(call))
+    assert (closed["reason"], closed["status"]) == ("rejected", 486)
+    assert "486" in (baresip.wait_event("CALL_CLOSED").param or "")
+
+
+def test_auto_answer_through_the_proxy(
+    kamailio: Kamailio, baresip_factory: BaresipFactory, start_phone: StartPhone
+) -> None:
+    baresip = baresip_factory("1002", kamailio=kamailio)
+    config = phone_config(kamailio)
+    config["sip"]["accounts"][0]["auto_answer"] = True
+    phone = start_phone(config)
+    phone.wait_registered()
+    baresip.dial(kamailio.aor("1001"))
+    call = phone.wait_event("call_incoming")["call"]
+    phone.wait_event("call_established", where=_is(call))
+    baresip.wait_event("CALL_ESTABLISHED")
+    baresip.hangup()
+    assert phone.wait_event("call_closed", where=_is(call))["reason"] == "remote_hangup"
