@@ -6,6 +6,8 @@ reports is checked against the other, so a call the phone thinks is up is up at 
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -117,3 +119,40 @@ def test_auto_answer_through_the_proxy(
     baresip.wait_event("CALL_ESTABLISHED")
     baresip.hangup()
     assert phone.wait_event("call_closed", where=_is(call))["reason"] == "remote_hangup"
+
+
+def test_hold_and_resume_from_each_side(
+    kamailio: Kamailio, baresip_factory: BaresipFactory, start_phone: StartPhone
+) -> None:
+    baresip = baresip_factory("1002", kamailio=kamailio)
+    phone = start_phone(phone_config(kamailio))
+    phone.wait_registered()
+    call = phone.command("dial", uri=kamailio.aor("1002"))["call"]
+    baresip.wait_event("CALL_INCOMING")
+    baresip.accept()
+    phone.wait_event("call_established", where=_is(call))
+    assert phone.command("hold")["ok"] is True
+    assert phone.wait_event("call_held", where=_is(call))["by"] == "local"
+    assert phone.command("resume")["ok"] is True
+    assert phone.wait_event("call_resumed", where=_is(call))["by"] == "local"
+    baresip.command("hold")
+    assert phone.wait_event("call_held", where=_is(call))["by"] == "remote"
+    baresip.command("resume")
+    assert phone.wait_event("call_resumed", where=_is(call))["by"] == "remote"
+    assert phone.command("hangup")["ok"] is True
+    baresip.wait_event("CALL_CLOSED")
+
+
+def test_a_peer_that_never_answers_times_out_after_64_t1(start_phone: StartPhone) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # receives the INVITEs, never answers
+        port = silent.getsockname()[1]
+        phone = start_phone(
+            {"sip": {"listen": "127.0.0.1:0", "timers": {"t1": 0.1, "t2": 0.4, "t4": 0.5}}}
+        )
+        started = time.monotonic()
+        call = phone.command("dial", uri=f"sip:nobody@127.0.0.1:{port}")["call"]
+        closed = phone.wait_event("call_closed", timeout=20, where=_is(call))
+        elapsed = time.monotonic() - started
+    assert (closed["reason"], closed["status"]) == ("timeout", None)
+    assert elapsed >= 64 * 0.1 - 0.2  # Timer B, not an earlier give-up
