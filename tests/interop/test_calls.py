@@ -9,16 +9,19 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.interop.lab.factories import BaresipFactory
 from tests.interop.lab.kamailio import Kamailio
+from tests.interop.lab.sipp import Sipp
 from tests.interop.phone import Phone, phone_config
 
 pytestmark = pytest.mark.interop
 
+SCENARIOS = Path(__file__).parent / "scenarios"
 StartPhone = Callable[[dict[str, Any]], Phone]
 
 
@@ -156,3 +159,21 @@ def test_a_peer_that_never_answers_times_out_after_64_t1(start_phone: StartPhone
         elapsed = time.monotonic() - started
     assert (closed["reason"], closed["status"]) == ("timeout", None)
     assert elapsed >= 64 * 0.1 - 0.2  # Timer B, not an earlier give-up
+
+
+def test_a_200_crossing_our_cancel_is_acked_then_ended_with_bye(
+    sipp: Sipp, start_phone: StartPhone
+) -> None:
+    callee = sipp.start(SCENARIOS / "uas_200_crosses_cancel.xml")
+    phone = start_phone(
+        {"sip": {"listen": "127.0.0.1:0", "timers": {"t1": 0.1, "t2": 0.4, "t4": 0.5}}}
+    )
+    call = phone.command("dial", uri=f"sip:sipp@127.0.0.1:{callee.local_port}")["call"]
+    phone.wait_event("call_ringing", where=_is(call))
+    assert phone.command("hangup", call=call)["ok"] is True
+    closed = phone.wait_event("call_closed", where=_is(call))
+    assert closed["reason"] == "local_hangup"
+    result = callee.wait(timeout=15)
+    assert result.ok, result.describe()
+    assert [m.method for m in result.received() if m.method] == ["INVITE", "CANCEL", "ACK", "BYE"]
+    assert phone.count_events("call_closed") == 1
