@@ -18,6 +18,7 @@ from tests.interop.lab.factories import BaresipFactory
 from tests.interop.lab.kamailio import Kamailio
 from tests.interop.lab.sipp import Sipp
 from tests.interop.phone import Phone, phone_config
+from tests.interop.test_registration import send_direct_invite
 
 pytestmark = pytest.mark.interop
 
@@ -177,3 +178,17 @@ def test_a_200_crossing_our_cancel_is_acked_then_ended_with_bye(
     assert result.ok, result.describe()
     assert [m.method for m in result.received() if m.method] == ["INVITE", "CANCEL", "ACK", "BYE"]
     assert phone.count_events("call_closed") == 1
+
+
+def test_auto_answer_does_not_answer_a_direct_call_from_an_untrusted_source(
+    kamailio: Kamailio, start_phone: StartPhone
+) -> None:
+    config = phone_config(kamailio)
+    config["sip"]["accounts"][0]["auto_answer"] = True
+    phone = start_phone(config)
+    phone.wait_registered()
+    port = int(phone.command("status")["listen"].rsplit(":", 1)[1])
+    reply = send_direct_invite(port, user_agent="Linphone/5.2")
+    assert reply.startswith("SIP/2.0 403 "), reply
+    assert phone.count_events("call_incoming") == 0
+    assert phone.command("status")["calls"] == []

@@ -132,14 +132,14 @@ def test_scanners_and_direct_invites_are_refused_while_registered(
         env={"HOME": str(phone.workdir), "PATH": "/usr/bin:/bin"},
     )
     assert scan.returncode == 0, scan.stderr
-    direct = _send_invite(port, user_agent="Linphone/5.2")
+    direct = send_direct_invite(port, user_agent="Linphone/5.2")
     assert direct.startswith("SIP/2.0 403 "), direct
     assert phone.command("status")["accounts"][0]["state"] == "registered"
     assert phone.count_events("call_incoming") == 0
     assert len(kamailio.location("1001")) == 1
 
 
-def _send_invite(port: int, *, user_agent: str) -> str:
+def send_direct_invite(port: int, *, user_agent: str) -> str:
     import socket
 
     request = (
