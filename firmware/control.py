@@ -11,6 +11,7 @@ to the stack's queue, and events come back through `publish`, which only queues.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -68,16 +69,23 @@ class ControlServer:
 
     @staticmethod
     def _bind(path: Path) -> socket.socket:
+        """Listen first, then rename into place: a client that sees the path can connect."""
         with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(path.lstat().st_mode):
-                path.unlink()  # a stale socket from an earlier run
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                raise FileExistsError(errno.EEXIST, "not a socket; not replacing it", str(path))
+        staging = path.with_name(f".{path.name}.{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            listener.bind(str(path))
-            os.chmod(path, 0o660)
+            listener.bind(str(staging))
+            os.chmod(staging, 0o660)
             listener.listen(8)
+            os.replace(staging, path)  # replaces a stale socket from an earlier run
         except OSError:
             listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
             raise
         listener.setblocking(False)
         return listener

@@ -155,3 +155,12 @@ def test_overlong_line_disconnects_that_client_only(server: ControlServer, clien
     finally:
         hog.close()
     assert client.request(id=1, cmd="echo")["ok"] is True
+
+
+def test_the_socket_is_listening_when_its_path_appears(server: ControlServer) -> None:
+    assert [p.name for p in server.path.parent.iterdir()] == [server.path.name]  # no staging
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(server.path))  # refused if the path existed before listen()
+    finally:
+        probe.close()
