@@ -31,6 +31,7 @@ from firmware.sip.call import (
     CallProgress,
     CallResumed,
     CallRinging,
+    CallState,
     DtmfReceived,
 )
 from firmware.sip.call_table import CallTable, Incoming
@@ -262,7 +263,7 @@ class UserAgentCore:
         if command == "answer":
             call.answer(now)
         elif command == "hangup":
-            if call.direction == "incoming" and call.state.value == "ringing":
+            if call.direction == "incoming" and call.state is CallState.RINGING:
                 call.reject(now, status or self._calls.reject_status)
             else:
                 call.hangup(now)
